@@ -1,0 +1,19 @@
+"""fastbp: the UFLDL backpropagation algorithm as parallel Numba kernels.
+
+>>> import numpy as np, fastbp
+>>> net = fastbp.Network([2, 3, 1], seed=0)
+>>> X = np.array([[0., 0.], [0., 1.], [1., 0.], [1., 1.]]); Y = np.array([[0.], [1.], [1.], [0.]])
+>>> history = fastbp.train(net, X, Y, learning_rate=0.5, iterations=3)
+>>> history.shape
+(3,)
+"""
+
+from ._threads import get_num_threads, set_num_threads
+from .gradcheck import check_gradient
+from .network import Network
+from .training import DivergenceError, train
+
+__version__ = "0.1.0"
+
+__all__ = ["Network", "train", "check_gradient", "set_num_threads", "get_num_threads",
+           "DivergenceError", "__version__"]

@@ -1,0 +1,55 @@
+"""Compiler policy: the one place that says how every fastbp kernel is compiled.
+
+Every kernel in :mod:`fastbp._kernels` is decorated with :func:`kernel`, so the
+fastmath flags, on-disk caching and error model are set here and nowhere else.
+
+* ``fastmath`` allows reassociation, contraction (FMA), reciprocal and
+  approximate-function rewrites, but *not* ``nnan``/``ninf``: with those the
+  compiler may assume NaN and Inf never occur and delete the very checks that
+  catch a diverging run (STUMPY makes the same choice).
+* ``cache=True`` writes compiled machine code next to the sources (or to
+  ``NUMBA_CACHE_DIR``), so a new process starts in a fraction of a second.
+* ``error_model="numpy"`` makes a division by zero give inf/nan like numpy
+  instead of raising, which also lets the compiler vectorise divisions.
+"""
+
+import numba
+
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+
+#: With ``parallel=True`` numba would also turn array expressions and
+#: allocations (``np.zeros``, ``a.sum()``…) into parallel loops, each waking
+#: the thread pool. fastbp parallelises only its explicit ``prange`` loops.
+PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False,
+               "inplace_binop": False, "setitem": False, "numpy": False,
+               "stencil": False, "fusion": False}
+
+
+def kernel(parallel=False):
+    """Decorator compiling a fastbp kernel under the project's compiler policy."""
+    return numba.njit(
+        parallel=dict(PRANGE_ONLY) if parallel else False,
+        fastmath=set(FASTMATH),
+        cache=True,
+        error_model="numpy",
+        nogil=True,
+    )
+
+
+#: Examples per chunk. A chunk is the unit of work of the parallel kernels: its
+#: activations and residuals live in a per-slot buffer of CHUNK rows. The value
+#: is fixed, never derived from the thread count, so results are bit-identical
+#: for any number of threads.
+CHUNK = 256
+
+#: At most this many chunks are in flight at once ("slots"). Each slot owns a
+#: gradient buffer; slot buffers are summed in slot order at the end. Like
+#: CHUNK it is independent of the thread count; 16 keeps 16 cores busy.
+MAX_SLOTS = 16
+
+#: A layer whose weight matrix has at least this many entries does its matrix
+#: products (forward, hidden residual, weight gradient) with BLAS ``np.dot``
+#: on the chunk, single-threaded inside each slot; narrower layers use the
+#: explicit loops. Chosen by measurement (see asv_bench/).
+BLAS_MIN_WEIGHTS = 4096

@@ -1,0 +1,619 @@
+"""The seed's backpropagation as explicit-loop Numba kernels.
+
+Read beside ``shared/SEED_MATH.md``. Names follow the math: ``a`` activations,
+``delta`` residuals δ, ``dW``/``db`` the accumulated ΔW, Δb, ``weight_decay``
+λ. Rows of every 2-D array are examples, so ``a[r, i]`` is a_i^(l) of example r.
+
+The four steps of backpropagation are four routines working on one *chunk* of
+examples (at most CHUNK rows):
+
+1. :func:`forward_layer`    z^(l+1) = W^(l) a^(l) + b^(l),  a^(l+1) = f(z^(l+1))
+2. :func:`output_residual`  δ^(n_l) = −(y − a^(n_l)) • f'(z^(n_l))
+3. :func:`hidden_residual`  δ^(l)   = ((W^(l))ᵀ δ^(l+1)) • f'(z^(l))
+4. :func:`accumulate`       ΔW^(l) += δ^(l+1) (a^(l))ᵀ,  Δb^(l) += δ^(l+1)
+
+:func:`backprop_chunk` chains them for one chunk. The parallel drivers
+(:func:`cost_and_gradient_kernel`, :func:`predict_kernel`,
+:func:`mean_activation_kernel`) split the m examples into fixed-size chunks and
+give each of at most MAX_SLOTS *slots* a contiguous run of chunks and its own
+accumulation buffer; ``prange`` runs over slots and the slot buffers are summed
+in slot order. Chunk and slot counts depend on m only, never on the number of
+threads, so the result is bit-identical for any thread count, and the working
+memory is O(slots × CHUNK × Σ widths + slots × parameters), never O(m × width).
+
+Layers whose weight matrix is wide do their three matrix products with BLAS
+``np.dot`` on the chunk (``use_blas[l]``); BLAS is held to one thread while
+these kernels run (see :mod:`fastbp._threads`), so every slot computes on its
+own core and the thread pools never fight. Everything else — bias, activation,
+residual products, bias sums — stays in the fused loops below.
+
+Parameters live in one flat vector θ: for l = 1 … n_l−1, W^(l) (row-major,
+shape (s_{l+1}, s_l)) followed by b^(l). Kernels take θ, the layer sizes and
+per-layer codes, and slice views out of θ; nothing is copied.
+
+float32 and float64 both compile; every constant is made with
+``dtype.type(...)`` and every scalar argument arrives already cast, so float32
+arithmetic is never promoted to float64.
+"""
+
+import numpy as np
+from numba import prange
+
+from ._compiler import kernel
+
+# Activation codes (per layer transition). SOFTMAX only ever appears on the
+# output layer, together with the cross-entropy loss.
+SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = 0, 1, 2, 3, 4
+# Loss codes: the seed's half squared error, or cross-entropy on a softmax.
+SQUARED, CROSS_ENTROPY = 0, 1
+
+
+# --------------------------------------------------------------------------
+# Layout of θ and of a slot's work buffer
+# --------------------------------------------------------------------------
+@kernel()
+def weight_view(theta, sizes, l):
+    """W^(l) of shape (s_{l+1}, s_l) as a view into θ (l counts from 0)."""
+    off = 0
+    for k in range(l):
+        off += sizes[k + 1] * sizes[k] + sizes[k + 1]
+    n_out, n_in = sizes[l + 1], sizes[l]
+    return theta[off:off + n_out * n_in].reshape((n_out, n_in))
+
+
+@kernel()
+def bias_view(theta, sizes, l):
+    """b^(l) of shape (s_{l+1},) as a view into θ (l counts from 0)."""
+    off = 0
+    for k in range(l):
+        off += sizes[k + 1] * sizes[k] + sizes[k + 1]
+    off += sizes[l + 1] * sizes[l]
+    return theta[off:off + sizes[l + 1]]
+
+
+@kernel()
+def rows_view(buf, layer, sizes, rows, capacity):
+    """Rows ``0:rows`` of layer ``layer``'s block (capacity × s_layer) in a
+    flat per-slot buffer that holds the blocks of layers 1 … n_l−1 in order."""
+    off = 0
+    for k in range(1, layer):
+        off += capacity * sizes[k]
+    n = sizes[layer]
+    return buf[off:off + rows * n].reshape((rows, n))
+
+
+@kernel()
+def work_size(sizes, capacity):
+    """Entries of a per-slot buffer holding CHUNK rows of every layer ≥ 2."""
+    total = 0
+    for k in range(1, sizes.shape[0]):
+        total += capacity * sizes[k]
+    return total
+
+
+@kernel()
+def data_rows(X, start, rows):
+    """Rows ``start:start+rows`` of a C-contiguous 2-D array, as a C view."""
+    n = X.shape[1]
+    return X.reshape(X.shape[0] * n)[start * n:(start + rows) * n].reshape((rows, n))
+
+
+# --------------------------------------------------------------------------
+# f and f'
+# --------------------------------------------------------------------------
+@kernel()
+def activate(a, activation):
+    """a := f(z) in place, row by row. ``a`` holds z on entry."""
+    one = a.dtype.type(1)
+    zero = a.dtype.type(0)
+    rows, n = a.shape
+    if activation == SIGMOID:
+        for r in range(rows):
+            for i in range(n):
+                a[r, i] = one / (one + np.exp(-a[r, i]))
+    elif activation == TANH:
+        for r in range(rows):
+            for i in range(n):
+                a[r, i] = np.tanh(a[r, i])
+    elif activation == RELU:
+        for r in range(rows):
+            for i in range(n):
+                a[r, i] = max(a[r, i], zero)
+    elif activation == SOFTMAX:
+        for r in range(rows):
+            top = a[r, 0]
+            for i in range(1, n):
+                top = max(top, a[r, i])
+            total = zero
+            for i in range(n):
+                a[r, i] = np.exp(a[r, i] - top)
+                total += a[r, i]
+            inv = one / total
+            for i in range(n):
+                a[r, i] *= inv
+    # IDENTITY: nothing to do.
+
+
+@kernel()
+def scale_by_derivative(delta, a, activation):
+    """delta := delta • f'(z), with f' written from the activation a = f(z):
+    sigmoid a(1−a), tanh 1−a², relu [z > 0] = [a > 0], identity 1."""
+    one = a.dtype.type(1)
+    zero = a.dtype.type(0)
+    rows, n = a.shape
+    if activation == SIGMOID:
+        for r in range(rows):
+            for i in range(n):
+                delta[r, i] *= a[r, i] * (one - a[r, i])
+    elif activation == TANH:
+        for r in range(rows):
+            for i in range(n):
+                delta[r, i] *= one - a[r, i] * a[r, i]
+    elif activation == RELU:
+        for r in range(rows):
+            for i in range(n):
+                if a[r, i] <= zero:
+                    delta[r, i] = zero
+
+
+# --------------------------------------------------------------------------
+# The four steps
+# --------------------------------------------------------------------------
+@kernel()
+def forward_layer(a_prev, W, b, activation, use_blas, a):
+    """Step 1 for one layer and one chunk:
+    z_i^(l+1) = Σ_j W_ij^(l) a_j^(l) + b_i^(l),  a_i^(l+1) = f(z_i^(l+1)).
+
+    a_prev : (rows, s_l)   W : (s_{l+1}, s_l)   b : (s_{l+1},)   a : (rows, s_{l+1}) out
+    """
+    rows, n_out = a.shape
+    n_in = a_prev.shape[1]
+    if use_blas:
+        np.dot(a_prev, W.T, a)
+        for r in range(rows):
+            for i in range(n_out):
+                a[r, i] += b[i]
+    else:
+        for r in range(rows):
+            for i in range(n_out):
+                z = b[i]
+                for j in range(n_in):
+                    z += W[i, j] * a_prev[r, j]
+                a[r, i] = z
+    activate(a, activation)
+
+
+@kernel()
+def output_residual(a, y, activation, loss, delta):
+    """Step 2 for one chunk; returns the chunk's summed cost Σ_k J(x^(k), y^(k)).
+
+    squared:        J = ½ ‖a − y‖²,   δ_i = −(y_i − a_i) · f'(z_i)
+    cross_entropy:  J = −Σ_i y_i log a_i with a = softmax(z),
+                    δ_i = a_i Σ_j y_j − y_i  (= a_i − y_i when the row of y sums to 1)
+    """
+    half = a.dtype.type(0.5)
+    zero = a.dtype.type(0)
+    tiny = np.finfo(a.dtype).tiny
+    rows, n = a.shape
+    cost = zero
+    if loss == SQUARED:
+        for r in range(rows):
+            for i in range(n):
+                diff = a[r, i] - y[r, i]
+                cost += half * diff * diff
+                delta[r, i] = diff  # −(y − a)
+        scale_by_derivative(delta, a, activation)
+    else:
+        for r in range(rows):
+            total = zero
+            for i in range(n):
+                total += y[r, i]
+                if y[r, i] != zero:
+                    cost -= y[r, i] * np.log(max(a[r, i], tiny))
+            for i in range(n):
+                delta[r, i] = a[r, i] * total - y[r, i]
+    return cost
+
+
+@kernel()
+def hidden_residual(delta_next, W, a, activation, use_blas, sparsity_delta, delta):
+    """Step 3 for one hidden layer and one chunk:
+    δ_i^(l) = (Σ_j W_ji^(l) δ_j^(l+1) + sparsity_i) · f'(z_i^(l)).
+
+    ``sparsity_delta`` is the sparse autoencoder's β(−ρ/ρ̂_i + (1−ρ)/(1−ρ̂_i))
+    for this layer, or empty.
+    delta_next : (rows, s_{l+1})   W : (s_{l+1}, s_l)   a, delta : (rows, s_l)
+    """
+    rows, n = delta.shape
+    n_next = delta_next.shape[1]
+    zero = a.dtype.type(0)
+    if use_blas:
+        np.dot(delta_next, W, delta)
+    else:
+        for r in range(rows):
+            for i in range(n):
+                delta[r, i] = zero
+            for j in range(n_next):
+                d = delta_next[r, j]
+                for i in range(n):
+                    delta[r, i] += W[j, i] * d
+    if sparsity_delta.shape[0] > 0:
+        for r in range(rows):
+            for i in range(n):
+                delta[r, i] += sparsity_delta[i]
+    scale_by_derivative(delta, a, activation)
+
+
+@kernel()
+def accumulate(delta_next, a_prev, use_blas, dW, db, scratch):
+    """Step 4 for one layer and one chunk:
+    ΔW_ij^(l) += Σ_k δ_i^(l+1) a_j^(l),  Δb_i^(l) += Σ_k δ_i^(l+1)  over the chunk's rows k.
+
+    delta_next : (rows, s_{l+1})   a_prev : (rows, s_l)   dW : (s_{l+1}, s_l)
+    scratch : flat buffer of at least s_{l+1}·s_l entries (BLAS path only)
+    """
+    rows, n_out = delta_next.shape
+    n_in = a_prev.shape[1]
+    if use_blas:
+        product = scratch[:n_out * n_in].reshape((n_out, n_in))
+        np.dot(delta_next.T, a_prev, product)
+        for i in range(n_out):
+            for j in range(n_in):
+                dW[i, j] += product[i, j]
+    else:
+        for r in range(rows):
+            for i in range(n_out):
+                d = delta_next[r, i]
+                for j in range(n_in):
+                    dW[i, j] += d * a_prev[r, j]
+    for r in range(rows):
+        for i in range(n_out):
+            db[i] += delta_next[r, i]
+
+
+# --------------------------------------------------------------------------
+# One chunk, all layers
+# --------------------------------------------------------------------------
+@kernel()
+def forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity):
+    """Forward pass of one chunk through every layer; returns a^(n_l) (a view
+    into ``acts``)."""
+    rows = x.shape[0]
+    a = x
+    for l in range(sizes.shape[0] - 1):
+        a_next = rows_view(acts, l + 1, sizes, rows, capacity)
+        forward_layer(a, weight_view(theta, sizes, l), bias_view(theta, sizes, l),
+                      activations[l], use_blas[l], a_next)
+        a = a_next
+    return a
+
+
+@kernel()
+def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+                   sparsity_delta, acts, deltas, capacity, grad, scratch):
+    """Steps 1–4 for one chunk: adds the chunk's ΔW, Δb into ``grad`` (laid out
+    like θ) and returns its summed cost."""
+    rows = x.shape[0]
+    n_layers = sizes.shape[0]
+    top = n_layers - 1
+    a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity)
+    delta = rows_view(deltas, top, sizes, rows, capacity)
+    cost = output_residual(a_out, y, activations[top - 1], loss, delta)
+    for l in range(top - 1, -1, -1):
+        a_prev = x if l == 0 else rows_view(acts, l, sizes, rows, capacity)
+        accumulate(delta, a_prev, use_blas[l], weight_view(grad, sizes, l),
+                   bias_view(grad, sizes, l), scratch)
+        if l > 0:
+            delta_prev = rows_view(deltas, l, sizes, rows, capacity)
+            sparse = sparsity_delta if l == 1 else sparsity_delta[:0]
+            hidden_residual(delta, weight_view(theta, sizes, l), a_prev,
+                            activations[l - 1], use_blas[l], sparse, delta_prev)
+            delta = delta_prev
+    return cost
+
+
+@kernel()
+def slot_chunks(slot, n_slots, n_chunks):
+    """The contiguous run of chunks [first, stop) that a slot processes."""
+    return slot * n_chunks // n_slots, (slot + 1) * n_chunks // n_slots
+
+
+@kernel()
+def max_weights(sizes):
+    largest = 0
+    for l in range(sizes.shape[0] - 1):
+        largest = max(largest, sizes[l] * sizes[l + 1])
+    return largest
+
+
+# --------------------------------------------------------------------------
+# Parallel drivers
+#
+# Each driver splits the m examples into n_chunks chunks of ``chunk`` rows and
+# the chunks into n_slots ≤ max_slots contiguous runs (``slot_chunks``); a slot
+# works through its run with its own buffers. With a single slot the driver
+# calls the slot directly and never wakes the thread pool.
+# --------------------------------------------------------------------------
+@kernel()
+def slot_chunks(slot, n_slots, n_chunks):
+    """The contiguous run of chunks [first, stop) that a slot processes."""
+    return slot * n_chunks // n_slots, (slot + 1) * n_chunks // n_slots
+
+
+@kernel()
+def max_weights(sizes):
+    """Entries of the largest W^(l)."""
+    largest = 0
+    for l in range(sizes.shape[0] - 1):
+        largest = max(largest, sizes[l] * sizes[l + 1])
+    return largest
+
+
+@kernel()
+def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss,
+                           X, Y, sparsity_delta, want_gradient, acts, deltas, grad, scratch):
+    """One slot's run of chunks: adds their ΔW, Δb into ``grad`` (if
+    ``want_gradient``) and returns their summed cost Σ_k J(x^(k), y^(k))."""
+    m = X.shape[0]
+    first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
+    cost = theta.dtype.type(0)
+    for c in range(first, stop):
+        start = c * chunk
+        rows = min(chunk, m - start)
+        x = data_rows(X, start, rows)
+        y = data_rows(Y, start, rows)
+        if want_gradient:
+            cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+                                   sparsity_delta, acts, deltas, chunk, grad, scratch)
+        else:
+            a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, chunk)
+            cost += chunk_cost(a_out, y, loss)
+    return cost
+
+
+@kernel(parallel=True)
+def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
+                             weight_decay, sparsity_delta, want_gradient,
+                             chunk, max_slots, grad):
+    """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
+
+    J = (1/m) Σ_k J(x^(k), y^(k)) + (λ/2) Σ_l ‖W^(l)‖²
+    grad_W = (1/m) ΔW + λ W,   grad_b = (1/m) Δb
+
+    Returns J without the sparsity term (the wrapper adds β Σ KL).
+    """
+    dtype = theta.dtype
+    m = X.shape[0]
+    n_params = theta.shape[0]
+    n_slots = min(max_slots, (m + chunk - 1) // chunk)
+    n_work = work_size(sizes, chunk)
+    n_scratch = max_weights(sizes) if want_gradient else 0
+
+    slot_cost = np.zeros(n_slots, dtype)
+    slot_acts = np.empty((n_slots, n_work), dtype)
+    slot_deltas = np.empty((n_slots, n_work if want_gradient else 0), dtype)
+    slot_scratch = np.empty((n_slots, n_scratch), dtype)
+    if want_gradient:
+        for p in range(n_params):
+            grad[p] = dtype.type(0)
+    if n_slots == 1:
+        # ΔW, Δb accumulate straight into grad.
+        slot_cost[0] = cost_and_gradient_slot(
+            0, 1, chunk, theta, sizes, activations, use_blas, loss, X, Y, sparsity_delta,
+            want_gradient, slot_acts[0], slot_deltas[0], grad, slot_scratch[0])
+    else:
+        slot_grad = np.zeros((n_slots, n_params if want_gradient else 0), dtype)
+        for s in prange(n_slots):
+            slot_cost[s] = cost_and_gradient_slot(
+                s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
+                sparsity_delta, want_gradient, slot_acts[s], slot_deltas[s], slot_grad[s],
+                slot_scratch[s])
+        if want_gradient:
+            sum_slots(slot_grad, grad)
+
+    inv_m = dtype.type(1) / dtype.type(m)
+    data_cost = dtype.type(0)
+    for s in range(n_slots):
+        data_cost += slot_cost[s]
+    decay = apply_weight_decay(theta, sizes, inv_m, weight_decay, want_gradient, grad)
+    return data_cost * inv_m + dtype.type(0.5) * weight_decay * decay
+
+
+@kernel()
+def chunk_cost(a, y, loss):
+    """The chunk's summed cost alone (no residual), for ``Network.cost``."""
+    half = a.dtype.type(0.5)
+    zero = a.dtype.type(0)
+    tiny = np.finfo(a.dtype).tiny
+    cost = zero
+    rows, n = a.shape
+    for r in range(rows):
+        for i in range(n):
+            if loss == SQUARED:
+                diff = a[r, i] - y[r, i]
+                cost += half * diff * diff
+            elif y[r, i] != zero:
+                cost -= y[r, i] * np.log(max(a[r, i], tiny))
+    return cost
+
+
+#: Parameters per block when the slot buffers are summed in parallel.
+REDUCE_BLOCK = 16384
+
+
+@kernel(parallel=True)
+def sum_slots(slot_grad, grad):
+    """grad[p] = Σ_s slot_grad[s, p], slots summed in order for every p
+    (parallel over blocks of parameters, so deterministic)."""
+    n_slots, n_params = slot_grad.shape
+    n_blocks = (n_params + REDUCE_BLOCK - 1) // REDUCE_BLOCK
+    for k in prange(n_blocks):
+        for p in range(k * REDUCE_BLOCK, min(n_params, (k + 1) * REDUCE_BLOCK)):
+            total = slot_grad[0, p]
+            for s in range(1, n_slots):
+                total += slot_grad[s, p]
+            grad[p] = total
+
+
+@kernel()
+def apply_weight_decay(theta, sizes, inv_m, weight_decay, want_gradient, grad):
+    """grad_W := (1/m) ΔW + λW, grad_b := (1/m) Δb (if ``want_gradient``);
+    returns Σ_l ‖W^(l)‖² for the cost's decay term."""
+    decay = theta.dtype.type(0)
+    for l in range(sizes.shape[0] - 1):
+        W = weight_view(theta, sizes, l)
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                decay += W[i, j] * W[i, j]
+        if want_gradient:
+            dW = weight_view(grad, sizes, l)
+            db = bias_view(grad, sizes, l)
+            for i in range(W.shape[0]):
+                for j in range(W.shape[1]):
+                    dW[i, j] = dW[i, j] * inv_m + weight_decay * W[i, j]
+                db[i] *= inv_m
+    return decay
+
+
+@kernel()
+def predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, acts, out):
+    m = X.shape[0]
+    first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
+    for c in range(first, stop):
+        start = c * chunk
+        rows = min(chunk, m - start)
+        a_out = forward_chunk(theta, sizes, activations, use_blas,
+                              data_rows(X, start, rows), acts, chunk)
+        target = data_rows(out, start, rows)
+        for r in range(rows):
+            for i in range(a_out.shape[1]):
+                target[r, i] = a_out[r, i]
+
+
+@kernel(parallel=True)
+def predict_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, out):
+    """h_{W,b}(x) for every row of X into ``out`` (m, s_{n_l})."""
+    m = X.shape[0]
+    n_slots = min(max_slots, (m + chunk - 1) // chunk)
+    slot_acts = np.empty((n_slots, work_size(sizes, chunk)), theta.dtype)
+    if n_slots == 1:
+        predict_slot(0, 1, chunk, theta, sizes, activations, use_blas, X, slot_acts[0], out)
+    else:
+        for s in prange(n_slots):
+            predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X,
+                         slot_acts[s], out)
+
+
+@kernel()
+def hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, acts, total):
+    """Adds Σ_k a^(2)(x^(k)) over the slot's chunks into ``total``."""
+    m = X.shape[0]
+    n_hidden = W.shape[0]
+    first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
+    for c in range(first, stop):
+        start = c * chunk
+        rows = min(chunk, m - start)
+        a = acts[:rows * n_hidden].reshape((rows, n_hidden))
+        forward_layer(data_rows(X, start, rows), W, b, activation, use_blas, a)
+        for r in range(rows):
+            for j in range(n_hidden):
+                total[j] += a[r, j]
+
+
+@kernel(parallel=True)
+def mean_activation_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, rho_hat):
+    """ρ̂_j = (1/m) Σ_k a_j^(2)(x^(k)): the first hidden layer's mean activation
+    over all m examples, chunked like the other drivers."""
+    dtype = theta.dtype
+    m = X.shape[0]
+    n_hidden = sizes[1]
+    n_slots = min(max_slots, (m + chunk - 1) // chunk)
+    slot_sum = np.zeros((n_slots, n_hidden), dtype)
+    slot_acts = np.empty((n_slots, chunk * n_hidden), dtype)
+    W = weight_view(theta, sizes, 0)
+    b = bias_view(theta, sizes, 0)
+    if n_slots == 1:
+        hidden_sum_slot(0, 1, chunk, W, b, activations[0], use_blas[0], X, slot_acts[0],
+                        slot_sum[0])
+    else:
+        for s in prange(n_slots):
+            hidden_sum_slot(s, n_slots, chunk, W, b, activations[0], use_blas[0], X,
+                            slot_acts[s], slot_sum[s])
+    inv_m = dtype.type(1) / dtype.type(m)
+    for j in range(n_hidden):
+        total = dtype.type(0)
+        for s in range(n_slots):
+            total += slot_sum[s, j]
+        rho_hat[j] = total * inv_m
+
+
+# --------------------------------------------------------------------------
+# Mini-batch stochastic gradient descent: one epoch in one call
+# --------------------------------------------------------------------------
+@kernel()
+def gather_rows(X, order, start, rows, out):
+    """out[r] = X[order[start + r]] for r < rows; returns the filled view."""
+    n = X.shape[1]
+    view = out[:rows * n].reshape((rows, n))
+    for r in range(rows):
+        src = order[start + r]
+        for j in range(n):
+            view[r, j] = X[src, j]
+    return view
+
+
+@kernel()
+def sgd_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+                     batch_size, learning_rate, weight_decay, chunk):
+    """One pass over the data in mini-batches of ``batch_size`` examples.
+
+    For each batch B (rows ``order[k·b : (k+1)·b]`` when ``shuffled``, else
+    consecutive rows) the seed's update with m = |B|:
+    W := W − α((1/|B|) ΔW + λW),  b := b − α (1/|B|) Δb.
+    Returns the mean over batches of the batch cost J (before each update).
+    """
+    dtype = theta.dtype
+    zero = dtype.type(0)
+    one = dtype.type(1)
+    half = dtype.type(0.5)
+    m = X.shape[0]
+    n_params = theta.shape[0]
+    capacity = min(chunk, batch_size)
+    acts = np.empty(work_size(sizes, capacity), dtype)
+    deltas = np.empty(work_size(sizes, capacity), dtype)
+    scratch = np.empty(max_weights(sizes), dtype)
+    grad = np.empty(n_params, dtype)
+    xb = np.empty(capacity * X.shape[1], dtype)
+    yb = np.empty(capacity * Y.shape[1], dtype)
+    no_sparsity = np.empty(0, dtype)
+    n_batches = (m + batch_size - 1) // batch_size
+    total = zero
+    for k in range(n_batches):
+        first = k * batch_size
+        size = min(batch_size, m - first)
+        for p in range(n_params):
+            grad[p] = zero
+        cost = zero
+        for start in range(first, first + size, capacity):
+            rows = min(capacity, first + size - start)
+            if shuffled:
+                x = gather_rows(X, order, start, rows, xb)
+                y = gather_rows(Y, order, start, rows, yb)
+            else:
+                x = data_rows(X, start, rows)
+                y = data_rows(Y, start, rows)
+            cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+                                   no_sparsity, acts, deltas, capacity, grad, scratch)
+        inv_b = one / dtype.type(size)
+        decay = zero
+        off = 0
+        for l in range(sizes.shape[0] - 1):
+            n_w = sizes[l + 1] * sizes[l]
+            for p in range(off, off + n_w):
+                decay += theta[p] * theta[p]
+                theta[p] -= learning_rate * (grad[p] * inv_b + weight_decay * theta[p])
+            for p in range(off + n_w, off + n_w + sizes[l + 1]):
+                theta[p] -= learning_rate * grad[p] * inv_b
+            off += n_w + sizes[l + 1]
+        total += cost * inv_b + half * weight_decay * decay
+    return total / dtype.type(n_batches)

@@ -1,0 +1,117 @@
+"""Input checks shared by the public API: every bad argument is caught here,
+named, and explained before any kernel runs."""
+
+import numbers
+
+import numpy as np
+
+from ._compiler import kernel
+from numba import prange
+
+SUPPORTED_DTYPES = (np.float32, np.float64)
+
+
+@kernel()
+def _finite_block(flat, lo, hi):
+    for p in range(lo, hi):
+        if not np.isfinite(flat[p]):
+            return False
+    return True
+
+
+@kernel(parallel=True)
+def _all_finite(flat, block):
+    """True when no entry of ``flat`` is NaN or ±Inf; constant extra memory.
+    Small arrays are scanned without waking the thread pool."""
+    n = flat.shape[0]
+    n_blocks = (n + block - 1) // block
+    if n_blocks == 1:
+        return _finite_block(flat, 0, n)
+    ok = np.ones(n_blocks, np.bool_)
+    for k in prange(n_blocks):
+        ok[k] = _finite_block(flat, k * block, min(n, (k + 1) * block))
+    return ok.all()
+
+
+def all_finite(a):
+    """Whether a float array holds only finite numbers (no temporary of its size)."""
+    return bool(_all_finite(a.reshape(-1), 1 << 18)) if a.size else True
+
+
+def check_dtype(dtype):
+    """The network dtype: float32 or float64."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dtype!r}") from None
+    if dt.type not in SUPPORTED_DTYPES:
+        raise TypeError(f"dtype must be np.float32 or np.float64, got {dt}")
+    return dt
+
+
+def check_scalar(value, name, *, low=None, low_inclusive=True, integer=False):
+    """A finite real number (or integer) with an optional lower bound."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if integer else "a real number"
+        raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
+    if not integer and not np.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if low is not None:
+        if low_inclusive and value < low:
+            raise ValueError(f"{name} must be >= {low}, got {value!r}")
+        if not low_inclusive and value <= low:
+            raise ValueError(f"{name} must be > {low}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def as_float_array(a, name, dtype, ndim):
+    """``a`` as a C-contiguous array of ``dtype``; the caller's array is never
+    modified and is copied only when its dtype or layout differ."""
+    if isinstance(a, (str, bytes)) or a is None:
+        raise TypeError(f"{name} must be a numeric array, got {type(a).__name__}")
+    try:
+        arr = np.asarray(a)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be a numeric array: {exc}") from None
+    if arr.dtype.kind != "f":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype}; expected a floating-point array "
+            f"(float32 or float64) — convert with {name}.astype(np.float64)")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name} must be a {ndim}-D array, got shape {arr.shape}")
+    return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_data(X, Y, layer_sizes, dtype):
+    """Validate and convert a training set: X (m, s_1), Y (m, s_{n_l})."""
+    s_in, s_out = layer_sizes[0], layer_sizes[-1]
+    X = as_float_array(X, "X", dtype, 2)
+    if Y is not None and np.ndim(Y) == 1 and s_out == 1:
+        Y = np.asarray(Y).reshape(-1, 1)
+    Y = None if Y is None else as_float_array(Y, "Y", dtype, 2)
+    m = X.shape[0]
+    if m == 0:
+        raise ValueError("X has 0 rows; expected at least one example (m >= 1)")
+    if X.shape[1] != s_in:
+        raise ValueError(f"X has {X.shape[1]} columns, the network expects {s_in} (layer_sizes[0])")
+    if not all_finite(X):
+        raise ValueError("X contains NaN or Inf; every input must be finite")
+    if Y is not None:
+        if Y.shape[0] != m:
+            raise ValueError(f"X has {m} rows but Y has {Y.shape[0]}; expected one target row per example")
+        if Y.shape[1] != s_out:
+            raise ValueError(f"Y has {Y.shape[1]} columns, the network has {s_out} outputs (layer_sizes[-1])")
+        if not all_finite(Y):
+            raise ValueError("Y contains NaN or Inf; every target must be finite")
+    return X, Y
+
+
+def check_theta(theta, n_params, dtype, name="theta"):
+    """A flat parameter vector of the right length, finite, as ``dtype``."""
+    theta = as_float_array(theta, name, dtype, 1)
+    if theta.shape[0] != n_params:
+        raise ValueError(f"{name} has {theta.shape[0]} entries, the network has {n_params} parameters")
+    if not all_finite(theta):
+        raise ValueError(f"{name} contains NaN or Inf; every parameter must be finite")
+    return theta

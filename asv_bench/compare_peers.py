@@ -1,0 +1,782 @@
+#!/usr/bin/env python
+"""Peer comparison: fastbp against numpy, PyTorch (CPU) and scikit-learn.
+
+Run from the repository root (no install needed; the checkout's ``fastbp/`` is used)::
+
+    python asv_bench/compare_peers.py                    # everything, float32 and float64
+    python asv_bench/compare_peers.py --dtype float64 --rounds 5 --workloads ufldl mnist
+    python asv_bench/compare_peers.py --threads 1        # single-threaded everywhere
+    python asv_bench/compare_peers.py --markdown         # tables as Markdown (for the README)
+
+torch and scikit-learn are optional; a missing one is reported as "skipped (not installed)".
+
+What is timed
+-------------
+*Full-batch cost and gradient* (workloads ``tiny``, ``ufldl``, ``mnist``, ``deep``): one
+evaluation of the UFLDL cost J(W,b) = (1/2m) sum ||h(x)-y||^2 + (lam/2) sum W^2 and its
+gradient (forward pass + backpropagation, /work/shared/SEED_MATH.md) on all m examples:
+
+* ``fastbp``  -- ``net.cost_and_gradient(X, Y, weight_decay=lam)``;
+* ``numpy``   -- the seed's matrix form written as plain vectorised numpy (``numpy_cost_grad``);
+* ``torch``   -- ``nn.Linear`` + ``nn.Sigmoid`` layers, the same cost, autograd ``backward()``;
+* ``sklearn`` -- ``MLPRegressor._backprop`` (sklearn's own forward/backward code) with the
+  same weights.  sklearn computes the output-layer residual as ``a - y`` (the canonical-link
+  shortcut), not the seed's ``(a - y) * a * (1 - a)``, so its gradient is *by design* not the
+  seed's; see ``SklearnPeer`` for how its cost is rescaled and how its gradient is checked.
+
+*SGD epoch* (workload ``sgd``): one pass of mini-batch SGD (batch 32, no shuffling) over
+m = 10,000 examples of the UFLDL 64-25-64 shape, update W -= lr*(dW/|batch| + lam*W),
+b -= lr*db/|batch|: ``fastbp.train(..., optimizer="sgd", ...)`` versus a numpy loop and a
+torch loop (``torch.optim.SGD`` with weight decay on the weights only).
+
+All implementations get identical data (X ~ U(0,1), Y ~ U(0,1)), identical parameters
+(W, b ~ N(0, 0.01^2), copied into every peer) and the same dtype.  Before timing, every peer is
+checked against fastbp: relative error of the cost and of the flat gradient (for ``sgd``: of
+the parameter change after the epoch) must be <= 1e-10 in float64 and <= 1e-4 in float32.
+A disagreement is printed loudly and makes the script exit with status 1 at the end.
+
+Timing: one process; per round every implementation is run once, round-robin (so slow drifts
+of the machine hit all of them alike); ``--rounds`` rounds; the best round is reported.  Calls
+much shorter than ~20 ms are repeated inside a round and averaged.  Every implementation is
+called once untimed first (JIT compilation, allocator and thread-pool warm-up).
+
+Columns
+-------
+* ``best time``   -- best of ``--rounds`` rounds, per call (per epoch for ``sgd``).
+* ``vs best peer`` -- this row's time / the fastest non-fastbp implementation's time.  On the
+  fastbp row this is the headline ratio: < 1 means fastbp is faster than every peer.
+* ``GFLOP/s``     -- FLOPs / best time, FLOPs counted as below (matrix products only).
+* ``% GEMM roof`` -- time_roofline / best time, where time_roofline = FLOPs / the large-GEMM
+  rate of numpy's BLAS (np.dot of two 2048x2048 matrices, best of 5, measured in the same run
+  with the same thread count).  It is the share of the machine's dense-GEMM speed this
+  implementation reaches; small matrices (tiny net, batch 32) cannot come near 100 %, and
+  torch (which uses MKL, not numpy's BLAS) can in principle exceed it.  The ``(GEMM roofline)``
+  row shows time_roofline itself.
+
+FLOP count
+----------
+With P = sum_l s_l*s_{l+1} (all weight matrices) and P_delta = the same sum without the first
+layer's matrix (layer 1 is the input: its residual delta^(1) is never needed), one full-batch
+cost-and-gradient evaluation on m examples costs, in multiply-adds x 2::
+
+    FLOPs = 2*m*P          forward        z = a W^T          (every layer)
+          + 2*m*P          weight grads   dW = delta^T a      (every layer)
+          + 2*m*P_delta    residuals      delta W             (every layer but the first)
+
+Element-wise work (sigmoid, a*(1-a), bias sums, the cost, weight decay, the SGD update) is
+O(m * sum s_l + P) and is left out.  An SGD epoch over m examples does the same matrix work
+in m/32 pieces, so it uses the same formula with the same m.
+"""
+
+import argparse
+import gc
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+# Benchmark the checkout this file lives in (asv_bench/..), ahead of any installed fastbp.
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if os.path.isdir(os.path.join(_REPO_ROOT, "fastbp")) and _REPO_ROOT not in sys.path:
+    sys.path.insert(0, _REPO_ROOT)
+
+# NB: asv imports every module of its benchmark directory and treats names starting with
+# time_/timeraw_/mem_/peakmem_/track_ as benchmarks; nothing in this file is named that way,
+# and torch/sklearn/fastbp are only imported when the script runs.
+
+# --------------------------------------------------------------------------------------------
+# Workloads
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    sizes: tuple
+    m: int
+    kind: str  # "full" (full-batch cost+gradient) or "sgd" (one SGD epoch)
+    label: str
+
+
+WORKLOADS = {
+    "tiny": Workload("tiny", (2, 8, 1), 256, "full", "tiny 2-8-1, m=256"),
+    "ufldl": Workload("ufldl", (64, 25, 64), 10_000, "full", "UFLDL 64-25-64, m=10k"),
+    "mnist": Workload("mnist", (784, 256, 10), 10_000, "full", "MNIST 784-256-10, m=10k"),
+    "deep": Workload("deep", (256, 256, 256, 256, 10), 8_192, "full",
+                     "deep 256x4-10, m=8192"),
+    "sgd": Workload("sgd", (64, 25, 64), 10_000, "sgd", "SGD epoch b=32, 64-25-64, m=10k"),
+}
+
+SGD_BATCH = 32
+SGD_LR = 0.1
+INIT_EPS = 0.01
+TOL = {np.float64: 1e-10, np.float32: 1e-4}
+
+
+def flops(sizes, m):
+    """Matrix-product FLOPs of one cost+gradient evaluation on m examples (see docstring)."""
+    P = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    P_delta = P - sizes[0] * sizes[1]
+    return 2 * m * P + 2 * m * P + 2 * m * P_delta
+
+
+def make_problem(w: Workload, dtype, seed=0):
+    """Data and parameters, drawn in float64 from a fixed seed and cast, so that both dtypes
+    see the same problem."""
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0.0, 1.0, (w.m, w.sizes[0])).astype(dtype)
+    Y = rng.uniform(0.0, 1.0, (w.m, w.sizes[-1])).astype(dtype)
+    Ws = [rng.normal(0.0, INIT_EPS, (s_out, s_in)).astype(dtype)
+          for s_in, s_out in zip(w.sizes[:-1], w.sizes[1:])]
+    bs = [rng.normal(0.0, INIT_EPS, s_out).astype(dtype) for s_out in w.sizes[1:]]
+    return X, Y, Ws, bs
+
+
+def flat(Ws, bs):
+    """Unroll like fastbp's theta: W^(1), b^(1), W^(2), b^(2), ... (W row-major, (s_out, s_in))."""
+    parts = []
+    for W, b in zip(Ws, bs):
+        parts.append(np.asarray(W).ravel())
+        parts.append(np.asarray(b).ravel())
+    return np.concatenate(parts)
+
+
+def rel_err(a, b):
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    denom = np.linalg.norm(b.ravel())
+    num = np.linalg.norm((a - b).ravel())
+    return num / denom if denom > 0 else num
+
+
+# --------------------------------------------------------------------------------------------
+# Peer 1: fastbp
+# --------------------------------------------------------------------------------------------
+
+class FastbpPeer:
+    name = "fastbp"
+
+    def __init__(self, fastbp, sizes, Ws, bs, dtype):
+        self.net = fastbp.Network(list(sizes), activations="sigmoid", init="normal",
+                                  epsilon=INIT_EPS, seed=0, dtype=dtype)
+        self.net.theta[:] = flat(Ws, bs)  # same parameters as every other peer
+        for l, (W, b) in enumerate(zip(Ws, bs)):  # and the theta layout is the documented one
+            assert np.array_equal(self.net.weights[l], W), "fastbp theta layout mismatch"
+            assert np.array_equal(self.net.biases[l], b), "fastbp theta layout mismatch"
+        self.theta0 = self.net.theta.copy()
+        self.fastbp = fastbp
+
+    def cost_grad(self, X, Y, lam):
+        J, gW, gb = self.net.cost_and_gradient(X, Y, weight_decay=lam)
+        return float(J), flat(gW, gb)
+
+    # SGD epoch
+    def reset(self):
+        self.net.theta[:] = self.theta0
+
+    def sgd_epoch(self, X, Y, lam):
+        self.fastbp.train(self.net, X, Y, optimizer="sgd", batch_size=SGD_BATCH, iterations=1,
+                          learning_rate=SGD_LR, weight_decay=lam, shuffle=False)
+
+    def params(self):
+        return self.net.theta.copy()
+
+
+# --------------------------------------------------------------------------------------------
+# Peer 2: plain vectorised numpy, the seed's matrix form with rows = examples
+# --------------------------------------------------------------------------------------------
+
+def _sigmoid_(z):
+    """In place: z <- 1 / (1 + exp(-z))."""
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1
+    np.reciprocal(z, out=z)
+    return z
+
+
+def numpy_cost_grad(Ws, bs, X, Y, lam, output_delta="seed"):
+    """J and the gradients of the seed's cost.
+
+    output_delta="seed":      delta^(n_l) = -(y - a) * a * (1 - a)         (SEED_MATH.md)
+    output_delta="canonical": delta^(n_l) = a - y   (sklearn's shortcut; used only to check
+                              the sklearn peer's gradient, see SklearnPeer)
+    """
+    m = X.shape[0]
+    acts = [X]
+    a = X
+    for W, b in zip(Ws, bs):
+        z = a @ W.T          # z^(l+1) = W^(l) a^(l) + b^(l), one row per example
+        z += b
+        a = _sigmoid_(z)     # a^(l+1) = f(z^(l+1))
+        acts.append(a)
+    diff = a - Y
+    J = 0.5 * np.sum(diff * diff) / m + 0.5 * lam * sum(np.sum(W * W) for W in Ws)
+    delta = diff * a * (1 - a) if output_delta == "seed" else diff
+    gWs, gbs = [None] * len(Ws), [None] * len(Ws)
+    for l in range(len(Ws) - 1, -1, -1):
+        a_l = acts[l]
+        gWs[l] = delta.T @ a_l / m + lam * Ws[l]      # (1/m) sum_k delta a^T + lam W
+        gbs[l] = delta.sum(axis=0) / m
+        if l > 0:                                      # delta^(1) (the input) is not needed
+            delta = (delta @ Ws[l]) * a_l * (1 - a_l)  # (W^T delta) . f'(z)
+    return J, gWs, gbs
+
+
+class NumpyPeer:
+    name = "numpy"
+
+    def __init__(self, Ws, bs):
+        self.Ws0 = [W.copy() for W in Ws]
+        self.bs0 = [b.copy() for b in bs]
+        self.reset()
+
+    def cost_grad(self, X, Y, lam):
+        J, gW, gb = numpy_cost_grad(self.Ws, self.bs, X, Y, lam)
+        return float(J), flat(gW, gb)
+
+    def reset(self):
+        self.Ws = [W.copy() for W in self.Ws0]
+        self.bs = [b.copy() for b in self.bs0]
+
+    def sgd_epoch(self, X, Y, lam):
+        """Mini-batch SGD, batches in order; the last batch may be short (mean over its size)."""
+        Ws, bs, lr, L = self.Ws, self.bs, SGD_LR, len(self.Ws)
+        for start in range(0, X.shape[0], SGD_BATCH):
+            xb, yb = X[start:start + SGD_BATCH], Y[start:start + SGD_BATCH]
+            n = xb.shape[0]
+            acts = [xb]
+            a = xb
+            for W, b in zip(Ws, bs):
+                z = a @ W.T
+                z += b
+                a = _sigmoid_(z)
+                acts.append(a)
+            delta = (a - yb) * a * (1 - a)
+            gWs, gbs = [None] * L, [None] * L
+            for l in range(L - 1, -1, -1):
+                gWs[l] = delta.T @ acts[l]          # summed over the batch
+                gbs[l] = delta.sum(axis=0)
+                if l > 0:
+                    delta = (delta @ Ws[l]) * acts[l] * (1 - acts[l])
+            for l in range(L):                      # all gradients first, then the update
+                Ws[l] -= lr * (gWs[l] / n + lam * Ws[l])
+                bs[l] -= lr * (gbs[l] / n)
+
+    def params(self):
+        return flat(self.Ws, self.bs)
+
+
+# --------------------------------------------------------------------------------------------
+# Peer 3: PyTorch on CPU
+# --------------------------------------------------------------------------------------------
+
+class TorchPeer:
+    name = "torch"
+
+    def __init__(self, torch, Ws, bs, X, Y, dtype):
+        self.torch = torch
+        tdtype = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
+        layers, self.linears = [], []
+        for W, b in zip(Ws, bs):
+            lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=tdtype)
+            layers += [lin, torch.nn.Sigmoid()]
+            self.linears.append(lin)
+        self.model = torch.nn.Sequential(*layers)
+        self.Ws0 = [torch.from_numpy(W.copy()) for W in Ws]
+        self.bs0 = [torch.from_numpy(b.copy()) for b in bs]
+        self.reset()
+        self.X = torch.from_numpy(np.ascontiguousarray(X))  # shares memory with the numpy data
+        self.Y = torch.from_numpy(np.ascontiguousarray(Y))
+        self.opt = torch.optim.SGD(
+            [{"params": [lin.weight for lin in self.linears], "weight_decay": 0.0},
+             {"params": [lin.bias for lin in self.linears], "weight_decay": 0.0}],
+            lr=SGD_LR)
+
+    def reset(self):
+        with self.torch.no_grad():
+            for lin, W, b in zip(self.linears, self.Ws0, self.bs0):
+                lin.weight.copy_(W)
+                lin.bias.copy_(b)
+
+    def _cost(self, X, Y, lam, weight_decay_in_cost=True):
+        out = self.model(X)
+        J = 0.5 * (out - Y).pow(2).sum() / X.shape[0]
+        if weight_decay_in_cost:
+            J = J + 0.5 * lam * sum(lin.weight.pow(2).sum() for lin in self.linears)
+        return J
+
+    def cost_grad_timed(self, lam):
+        for p in self.model.parameters():
+            p.grad = None
+        J = self._cost(self.X, self.Y, lam)
+        J.backward()
+        return J
+
+    def cost_grad(self, X, Y, lam):
+        J = self.cost_grad_timed(lam)
+        grads_W = [lin.weight.grad.numpy() for lin in self.linears]
+        grads_b = [lin.bias.grad.numpy() for lin in self.linears]
+        return float(J.item()), flat(grads_W, grads_b)
+
+    def sgd_epoch(self, X, Y, lam):
+        # weight decay through the optimizer (W -= lr*(g + lam*W)), weights only
+        self.opt.param_groups[0]["weight_decay"] = lam
+        Xt, Yt = self.X, self.Y
+        for start in range(0, Xt.shape[0], SGD_BATCH):
+            xb, yb = Xt[start:start + SGD_BATCH], Yt[start:start + SGD_BATCH]
+            self.opt.zero_grad(set_to_none=True)
+            J = self._cost(xb, yb, lam, weight_decay_in_cost=False)
+            J.backward()
+            self.opt.step()
+
+    def params(self):
+        return flat([lin.weight.detach().numpy() for lin in self.linears],
+                    [lin.bias.detach().numpy() for lin in self.linears])
+
+
+# --------------------------------------------------------------------------------------------
+# Peer 4: scikit-learn's MLP backprop
+# --------------------------------------------------------------------------------------------
+
+class SklearnPeer:
+    """sklearn.neural_network.MLPRegressor._backprop, unmodified, on our parameters.
+
+    What sklearn computes (sklearn/neural_network/_multilayer_perceptron.py and _base.py),
+    with k = output width, coefs_[l] = W^(l).T, intercepts_[l] = b^(l):
+
+      loss  = (1/(2*m*k)) sum (y - a)^2  +  alpha/(2*m) sum W^2     (mean over ALL elements)
+      delta^(n_l) = a - y                (whatever the output activation is)
+      dW^(l).T    = (a^(l).T @ delta^(l+1) + alpha * W^(l).T) / m,   db = sum(delta) / m
+
+    Rescaling to the seed's cost J = (1/(2m)) sum (y - a)^2 + (lam/2) sum W^2:
+      * alpha = lam * m   makes both sklearn's L2 term (alpha/(2m)) and its gradient term
+        (alpha W / m) equal the seed's (lam/2 sum W^2, lam W);
+      * the data part of sklearn's loss is the seed's divided by k, so
+        J = k * (loss - lam/2 sum W^2) + lam/2 sum W^2;
+      * the gradients need no rescaling: sklearn's data gradient is sum(...)/m, not /(m*k)
+        (so for k > 1 sklearn's gradient is k times the gradient of the loss it reports).
+    With the seed's sigmoid output (out_activation_ = "logistic") sklearn's delta^(n_l) = a - y
+    is the canonical-link shortcut (exact for logistic + log-loss, not for squared error): its
+    gradient lacks the factor a*(1-a) at the output and is *by design* not the seed's.  So its
+    cost is checked against fastbp, and its gradient against numpy_cost_grad(...,
+    output_delta="canonical"), the seed's backprop with exactly that substitution.  The timed
+    work is the same as the seed's up to one element-wise product on the output layer.
+    """
+
+    name = "sklearn"
+
+    def __init__(self, MLPRegressor, Ws, bs, X, Y, lam, dtype):
+        m, k = X.shape[0], Y.shape[1]
+        sizes = [Ws[0].shape[1]] + [W.shape[0] for W in Ws]
+        reg = MLPRegressor(hidden_layer_sizes=tuple(sizes[1:-1]), activation="logistic",
+                           alpha=lam * m)  # alpha = lam*m: see the class docstring
+        reg.n_layers_ = len(sizes)
+        reg.n_outputs_ = k
+        reg.out_activation_ = "logistic"   # the seed's sigmoid output (regressor default: identity)
+        reg.coefs_ = [np.ascontiguousarray(W.T) for W in Ws]
+        reg.intercepts_ = [b.copy() for b in bs]
+        self.reg, self.X, self.Y, self.lam, self.k = reg, X, Y, lam, k
+        self.sq_w = sum(float(np.sum(W.astype(np.float64) ** 2)) for W in Ws)
+        n = len(sizes)
+        # buffers exactly as MLPRegressor._fit_lbfgs / _fit_stochastic allocate them
+        self.activations = [X] + [None] * (n - 1)
+        self.deltas = [None] * (n - 1)
+        self.coef_grads = [np.empty((a, b), dtype=dtype) for a, b in zip(sizes[:-1], sizes[1:])]
+        self.intercept_grads = [np.empty(b, dtype=dtype) for b in sizes[1:]]
+        import inspect
+        self._has_sw = "sample_weight" in inspect.signature(reg._backprop).parameters
+
+    def cost_grad_timed(self):
+        if self._has_sw:   # sklearn >= 1.7
+            return self.reg._backprop(self.X, self.Y, None, self.activations, self.deltas,
+                                      self.coef_grads, self.intercept_grads)
+        return self.reg._backprop(self.X, self.Y, self.activations, self.deltas,
+                                  self.coef_grads, self.intercept_grads)
+
+    def cost_grad(self, X, Y, lam):
+        loss, cg, ig = self.cost_grad_timed()
+        reg_term = 0.5 * lam * self.sq_w
+        J = self.k * (float(loss) - reg_term) + reg_term      # back to the seed's J
+        return J, flat([g.T for g in cg], ig)
+
+
+# --------------------------------------------------------------------------------------------
+# Timing harness
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Timed:
+    name: str
+    run: Callable[[], object]                 # the timed call
+    setup: Optional[Callable[[], object]] = None  # untimed, before every sample
+    inner: int = 1
+    best: float = math.inf
+    samples: List[float] = field(default_factory=list)
+
+
+def _sample(t: Timed):
+    if t.setup is not None:
+        t.setup()
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(t.inner):
+            t.run()
+        dt = (time.perf_counter() - t0) / t.inner
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return dt
+
+
+def best_of_rounds(impls: List[Timed], rounds: int, min_sample_s: float = 0.02):
+    """Round-robin over impls, `rounds` times; keep each impl's best per-call time."""
+    for t in impls:                       # warm-up (JIT, caches) and calibration, untimed
+        t.inner = 1
+        dt = _sample(t)
+        dt = min(dt, _sample(t))
+        t.inner = max(1, math.ceil(min_sample_s / max(dt, 1e-9))) if dt < min_sample_s else 1
+    for _ in range(rounds):
+        for t in impls:
+            dt = _sample(t)
+            t.samples.append(dt)
+            t.best = min(t.best, dt)
+    return {t.name: t.best for t in impls}
+
+
+def gemm_rate(dtype, n=2048, repeats=5):
+    """FLOP/s of numpy's BLAS on an n x n x n matrix product (best of `repeats`)."""
+    rng = np.random.default_rng(1)
+    A = rng.standard_normal((n, n)).astype(dtype)
+    B = rng.standard_normal((n, n)).astype(dtype)
+    C = np.empty((n, n), dtype=dtype)
+    np.dot(A, B, out=C)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.dot(A, B, out=C)
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best
+
+
+# --------------------------------------------------------------------------------------------
+# Per-workload driver: agreement checks, then timing
+# --------------------------------------------------------------------------------------------
+
+class Context:
+    def __init__(self, fastbp, torch, MLPRegressor, lam):
+        self.fastbp, self.torch, self.MLPRegressor, self.lam = fastbp, torch, MLPRegressor, lam
+        self.failures = []      # (dtype, workload, peer, what)
+
+    def report(self, dtype, w, peer, what, err, tol, note=""):
+        ok = err <= tol
+        status = "ok" if ok else "!!! DISAGREES !!!"
+        print(f"    {peer:<8s} {what:<34s} rel.err {err:9.2e}  (tol {tol:.0e})  {status}{note}")
+        if not ok:
+            self.failures.append((np.dtype(dtype).name, w.name, peer, what, err))
+            print(f"    {'!' * 88}\n    !!! {peer} disagrees with the reference on {w.label} "
+                  f"{np.dtype(dtype).name}: {what} rel.err {err:.3e} > {tol:.0e}\n"
+                  f"    {'!' * 88}", flush=True)
+
+
+def run_full(ctx: Context, w: Workload, dtype, rounds):
+    lam, tol = ctx.lam, TOL[dtype]
+    X, Y, Ws, bs = make_problem(w, dtype)
+    peers, impls, skipped = [], [], []
+
+    fb = FastbpPeer(ctx.fastbp, w.sizes, Ws, bs, dtype) if ctx.fastbp else None
+    if fb:
+        peers.append(fb)
+        impls.append(Timed("fastbp", lambda: fb.net.cost_and_gradient(X, Y, weight_decay=lam)))
+    npp = NumpyPeer(Ws, bs)
+    peers.append(npp)
+    impls.append(Timed("numpy", lambda: numpy_cost_grad(npp.Ws, npp.bs, X, Y, lam)))
+    if ctx.torch:
+        tp = TorchPeer(ctx.torch, Ws, bs, X, Y, dtype)
+        peers.append(tp)
+        impls.append(Timed("torch", lambda: tp.cost_grad_timed(lam)))
+    else:
+        skipped.append("torch")
+    if ctx.MLPRegressor:
+        sp = SklearnPeer(ctx.MLPRegressor, Ws, bs, X, Y, lam, dtype)
+        peers.append(sp)
+        impls.append(Timed("sklearn", sp.cost_grad_timed))
+    else:
+        skipped.append("sklearn")
+
+    # --- agreement ---
+    ref = peers[0]
+    print(f"  {w.label} -- agreement with {ref.name}:")
+    J_ref, g_ref = ref.cost_grad(X, Y, lam)
+    if dtype == np.float32:   # where peers disagree, who is closer to the float64 truth?
+        X64, Y64 = X.astype(np.float64), Y.astype(np.float64)
+        J64, gW64, gb64 = numpy_cost_grad([W.astype(np.float64) for W in Ws],
+                                          [b.astype(np.float64) for b in bs], X64, Y64, lam)
+        g64 = flat(gW64, gb64)
+        print(f"    (float32 vs float64 truth: {ref.name} cost {rel_err(J_ref, J64):.1e}, "
+              f"gradient {rel_err(g_ref, g64):.1e})")
+    for p in peers[1:]:
+        J, g = p.cost_grad(X, Y, lam)
+        ctx.report(dtype, w, p.name, "cost", rel_err(J, J_ref), tol)
+        if isinstance(p, SklearnPeer):
+            Jc, gWc, gbc = numpy_cost_grad(Ws, bs, X, Y, lam, output_delta="canonical")
+            gc_ = flat(gWc, gbc)
+            ctx.report(dtype, w, p.name, "gradient vs numpy, delta_out=a-y",
+                       rel_err(g, gc_), tol)
+            print(f"    {'':8s} (gradient vs {ref.name}: rel.err {rel_err(g, g_ref):.2e}, "
+                  f"differs by design: sklearn's delta_out = a - y)")
+        else:
+            ctx.report(dtype, w, p.name, "gradient", rel_err(g, g_ref), tol)
+    for s in skipped:
+        print(f"    {s:<8s} skipped (not installed)")
+
+    # --- timing ---
+    return best_of_rounds(impls, rounds), skipped
+
+
+def run_sgd(ctx: Context, w: Workload, dtype, rounds):
+    lam, tol = ctx.lam, TOL[dtype]
+    X, Y, Ws, bs = make_problem(w, dtype)
+    peers, skipped = [], []
+    if ctx.fastbp:
+        peers.append(FastbpPeer(ctx.fastbp, w.sizes, Ws, bs, dtype))
+    peers.append(NumpyPeer(Ws, bs))
+    if ctx.torch:
+        peers.append(TorchPeer(ctx.torch, Ws, bs, X, Y, dtype))
+    else:
+        skipped.append("torch")
+
+    # --- agreement: parameter change after one epoch from the same start ---
+    theta0 = flat(Ws, bs).astype(np.float64)
+    ref = peers[0]
+    print(f"  {w.label} -- agreement with {ref.name} (parameter change after one epoch):")
+    ref.reset()
+    ref.sgd_epoch(X, Y, lam)
+    d_ref = ref.params() - theta0
+    for p in peers[1:]:
+        p.reset()
+        p.sgd_epoch(X, Y, lam)
+        ctx.report(dtype, w, p.name, "theta_final - theta_0", rel_err(p.params() - theta0, d_ref),
+                   tol)
+    for s in skipped:
+        print(f"    {s:<8s} skipped (not installed)")
+
+    # --- timing: every sample starts from the same parameters ---
+    impls = [Timed(p.name, (lambda p=p: p.sgd_epoch(X, Y, lam)), setup=p.reset) for p in peers]
+    return best_of_rounds(impls, rounds, min_sample_s=0.0), skipped
+
+
+# --------------------------------------------------------------------------------------------
+# Output
+# --------------------------------------------------------------------------------------------
+
+def fmt_time(t):
+    if not math.isfinite(t):
+        return "-"
+    if t < 1e-3:
+        return f"{t * 1e6:.1f} us"
+    if t < 1.0:
+        return f"{t * 1e3:.2f} ms"
+    return f"{t:.3f} s"
+
+
+def build_rows(results, rate, order):
+    """results: list of (workload, {impl: best_time}, skipped)."""
+    rows = []
+    for w, times, skipped in results:
+        F = flops(w.sizes, w.m)
+        peer_times = [t for n, t in times.items() if n != "fastbp"]
+        best_peer = min(peer_times) if peer_times else math.nan
+        t_roof = F / rate
+        for name in order:
+            if name in times:
+                t = times[name]
+                rows.append([w.label, name, fmt_time(t), f"{t / best_peer:.2f}x",
+                             f"{F / t / 1e9:.1f}", f"{100 * t_roof / t:.0f} %"])
+            elif name in skipped:
+                rows.append([w.label, name, "skipped (not installed)", "", "", ""])
+        rows.append([w.label, "(GEMM roofline)", fmt_time(t_roof), "", f"{rate / 1e9:.1f}",
+                     "100 %"])
+    return rows
+
+
+HEADER = ["workload", "impl", "best time", "vs best peer", "GFLOP/s", "% GEMM roof"]
+
+
+def print_table(rows, markdown):
+    if markdown:
+        print("| " + " | ".join(HEADER) + " |")
+        print("|" + "|".join(["---", "---", "---:", "---:", "---:", "---:"]) + "|")
+        last = None
+        for r in rows:
+            r = list(r)
+            if r[0] == last:
+                r[0] = ""
+            else:
+                last = r[0]
+            print("| " + " | ".join(f"**{c}**" if r[1] == "fastbp" and c else c for c in r)
+                  + " |")
+        return
+    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
+    right = [False, False, True, True, True, True]
+
+    def line(r):
+        return "  ".join(str(c).rjust(wd) if rj else str(c).ljust(wd)
+                         for c, wd, rj in zip(r, widths, right))
+    print(line(HEADER))
+    print("  ".join("-" * wd for wd in widths))
+    last = None
+    for r in rows:
+        if last is not None and r[0] != last:
+            print()
+        shown = list(r)
+        if r[0] == last:
+            shown[0] = ""
+        last = r[0]
+        print(line(shown))
+
+
+def machine_info(threads, fastbp, torch, sklearn):
+    cpu = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for ln in f:
+                if ln.startswith("model name"):
+                    cpu = ln.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    import numba
+    lines = [
+        f"CPU        : {cpu}, {os.cpu_count()} logical cores ({usable} usable), "
+        f"threads used: {threads}",
+        f"Python     : {platform.python_version()} on {platform.system()} {platform.machine()}",
+        f"numpy      : {np.__version__}    numba: {numba.__version__}",
+        f"fastbp     : " + (f"{getattr(fastbp, '__version__', '?')} from "
+                            f"{os.path.dirname(fastbp.__file__)}" if fastbp else "NOT IMPORTABLE"),
+        f"torch      : " + (f"{torch.__version__} ({torch.get_num_threads()} threads)"
+                            if torch else "skipped (not installed)"),
+        f"sklearn    : " + (sklearn.__version__ if sklearn else "skipped (not installed)"),
+    ]
+    try:
+        from threadpoolctl import threadpool_info
+        for info in threadpool_info():
+            if info.get("user_api") == "blas":
+                lines.append(f"BLAS       : {info.get('internal_api')} {info.get('version')} "
+                             f"({info.get('threading_layer', '?')}, {info.get('num_threads')} "
+                             f"threads, {info.get('architecture', '?')}) "
+                             f"{os.path.basename(info.get('filepath', ''))}")
+    except ImportError:
+        lines.append("BLAS       : (threadpoolctl not installed)")
+    if torch:
+        lines.append("torch BLAS : " + ("MKL" if torch.backends.mkl.is_available() else "not MKL"))
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
+    ap.add_argument("--rounds", type=int, default=7, help="timing rounds, best is reported")
+    ap.add_argument("--workloads", nargs="+", choices=list(WORKLOADS), default=list(WORKLOADS),
+                    metavar="W", help=f"subset of: {' '.join(WORKLOADS)} (default: all)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="threads for fastbp, numpy/sklearn BLAS and torch (default: all cores)")
+    ap.add_argument("--weight-decay", type=float, default=1e-4, help="lambda (default 1e-4)")
+    ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    return ap.parse_args(argv)
+
+
+def _optional_imports():
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    try:
+        import sklearn
+        from sklearn.neural_network import MLPRegressor
+    except ImportError:
+        sklearn = MLPRegressor = None
+    try:
+        import fastbp
+    except ImportError as e:
+        fastbp = None
+        print("!" * 90 + f"\n!!! fastbp is NOT importable ({e!r}); peers are checked against "
+              "numpy instead\n" + "!" * 90, flush=True)
+    return fastbp, torch, sklearn, MLPRegressor
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    all_cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                 else os.cpu_count())
+    threads = args.threads or all_cores
+    fastbp, torch, sklearn, MLPRegressor = _optional_imports()
+
+    # threads: BLAS (numpy, sklearn) and OpenMP pools via threadpoolctl, then torch and fastbp
+    try:
+        from threadpoolctl import threadpool_limits
+        _limits = threadpool_limits(limits=threads)  # noqa: F841 (kept alive for the whole run)
+    except ImportError:
+        print("threadpoolctl not installed: numpy's BLAS thread count is not controlled")
+    if torch:
+        torch.set_num_threads(threads)
+    if fastbp:
+        fastbp.set_num_threads(threads)
+
+    dtypes = {"float32": [np.float32], "float64": [np.float64],
+              "both": [np.float64, np.float32]}[args.dtype]
+    print(machine_info(threads, fastbp, torch, sklearn))
+    print(f"weight decay lambda = {args.weight_decay}, rounds = {args.rounds}, "
+          f"SGD: batch {SGD_BATCH}, lr {SGD_LR}, no shuffling")
+
+    ctx = Context(fastbp, torch, MLPRegressor, args.weight_decay)
+    order = ["fastbp", "numpy", "torch", "sklearn"]
+    tables = []
+    t_start = time.perf_counter()
+    for dtype in dtypes:
+        dname = np.dtype(dtype).name
+        rate = gemm_rate(dtype)
+        print(f"\n=== {dname}: numpy GEMM 2048^3: {rate / 1e9:.1f} GFLOP/s ===")
+        results = []
+        for wname in args.workloads:
+            w = WORKLOADS[wname]
+            runner = run_sgd if w.kind == "sgd" else run_full
+            times, skipped = runner(ctx, w, dtype, args.rounds)
+            results.append((w, times, skipped))
+        tables.append((dname, rate, build_rows(results, rate, order)))
+
+    for dname, rate, rows in tables:
+        title = (f"{dname}, {threads} thread(s); ratio = time / fastest non-fastbp peer; "
+                 f"roofline = numpy GEMM {rate / 1e9:.1f} GFLOP/s")
+        print(f"\n### {title}\n" if args.markdown else f"\n{title}")
+        print_table(rows, args.markdown)
+
+    print(f"\ntotal wall time {time.perf_counter() - t_start:.0f} s")
+    failed = bool(ctx.failures) or fastbp is None
+    if ctx.failures:
+        print("\n" + "!" * 90 + "\n!!! NUMERICAL DISAGREEMENTS:")
+        for d, wl, p, what, err in ctx.failures:
+            print(f"!!!   {d} {wl}: {p} {what} rel.err {err:.3e}")
+        print("!" * 90)
+    if fastbp is None:
+        print("!!! fastbp was not importable: this run compared the peers only")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

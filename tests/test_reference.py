@@ -1,0 +1,99 @@
+"""Kernels against the naive numpy implementation of the seed's matrix form."""
+
+import numpy as np
+import pytest
+
+from fastbp._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
+import naive
+from helpers import make_data, net_for
+
+TOL = {np.float64: 1e-12, np.float32: 1e-5}
+
+# m values: one partial chunk, exactly one chunk, several slots, more chunks
+# than slots (several chunks per slot) with a ragged last chunk.
+M_VALUES = [1, 7, CHUNK, 3 * CHUNK + 5, (MAX_SLOTS + 3) * CHUNK + 17]
+CASES = [
+    ((5, 3, 4), "sigmoid"),
+    ((64, 25, 64), "sigmoid"),                  # the UFLDL autoencoder, loop layers
+    ((80, 60, 70, 3), ("tanh", "relu", "sigmoid")),  # BLAS layers (≥ BLAS_MIN_WEIGHTS) and loops
+    ((2, 8, 1), "identity"),
+]
+
+
+def rel_err(a, b):
+    return np.linalg.norm(np.ravel(a) - np.ravel(b)) / max(np.linalg.norm(np.ravel(b)), 1e-300)
+
+
+def flat(ws, bs):
+    return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in zip(ws, bs)])
+
+
+def test_cases_cover_both_paths():
+    widths = [a * b for sizes, _ in CASES for a, b in zip(sizes[:-1], sizes[1:])]
+    assert min(widths) < BLAS_MIN_WEIGHTS <= max(widths)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("m", M_VALUES)
+@pytest.mark.parametrize("sizes,activations", CASES, ids=lambda c: str(c))
+def test_cost_and_gradient_match_naive(sizes, activations, m, dtype):
+    net = net_for(sizes, activations, dtype=dtype, epsilon=0.3, seed=m)
+    X, Y = make_data(sizes, m, dtype=dtype, seed=m + 1)
+    J, gW, gb = net.cost_and_gradient(X, Y, weight_decay=1e-3)
+
+    ref_W = [W.astype(np.float64) for W in net.weights]
+    ref_b = [b.astype(np.float64) for b in net.biases]
+    J_ref, gW_ref, gb_ref = naive.cost_and_gradient(
+        ref_W, ref_b, net.activations, X.astype(np.float64), Y.astype(np.float64), 1e-3)
+
+    assert all(g.dtype == dtype for g in (*gW, *gb))
+    assert abs(J - J_ref) <= TOL[dtype] * abs(J_ref)
+    assert rel_err(flat(gW, gb), flat(gW_ref, gb_ref)) <= TOL[dtype]
+    assert net.cost(X, Y, weight_decay=1e-3) == pytest.approx(J, rel=TOL[dtype])
+    h = net.predict(X)
+    assert h.dtype == dtype
+    assert rel_err(h, naive.forward(ref_W, ref_b, net.activations, X.astype(np.float64))[1][-1]) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_matches_naive(dtype):
+    sizes = (10, 12, 4)
+    net = net_for(sizes, "tanh", dtype=dtype, loss="cross_entropy")
+    X, Y = make_data(sizes, 300, dtype=dtype, loss="cross_entropy")
+    J, gW, gb = net.cost_and_gradient(X, Y, weight_decay=1e-3)
+    J_ref, gW_ref, gb_ref = naive.cost_and_gradient(
+        [W.astype(np.float64) for W in net.weights], [b.astype(np.float64) for b in net.biases],
+        net.activations, X.astype(np.float64), Y.astype(np.float64), 1e-3, loss="cross_entropy")
+    assert net.activations[-1] == "softmax"
+    assert abs(J - J_ref) <= TOL[dtype] * abs(J_ref)
+    assert rel_err(flat(gW, gb), flat(gW_ref, gb_ref)) <= TOL[dtype]
+    np.testing.assert_allclose(net.predict(X).sum(axis=1), 1, rtol=TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("m", [50, 2 * CHUNK + 3])
+def test_sparse_autoencoder_matches_naive(m):
+    sizes = (16, 5, 16)
+    net = net_for(sizes, epsilon=0.2)
+    X, _ = make_data(sizes, m)
+    kw = dict(sparsity_target=0.05, sparsity_weight=3.0)
+    J, gW, gb = net.cost_and_gradient(X, X, 1e-4, **kw)
+    J_ref, gW_ref, gb_ref = naive.cost_and_gradient(
+        list(net.weights), list(net.biases), net.activations, X, X, 1e-4, **kw)
+    assert J == pytest.approx(J_ref, rel=1e-12)
+    assert rel_err(flat(gW, gb), flat(gW_ref, gb_ref)) <= 1e-12
+    assert net.cost(X, X, 1e-4, **kw) == pytest.approx(J_ref, rel=1e-12)
+
+
+def test_flat_gradient_is_the_unrolled_gradient():
+    sizes = (4, 6, 3)
+    net = net_for(sizes)
+    X, Y = make_data(sizes, 40)
+    J, gW, gb = net.cost_and_gradient(X, Y, 1e-3)
+    theta = net.theta.copy()
+    J2, g = net.cost_and_gradient_flat(theta, X, Y, 1e-3)
+    assert J2 == J
+    np.testing.assert_array_equal(g, flat(gW, gb))
+    # Evaluating at another θ leaves the network alone.
+    J3, _ = net.cost_and_gradient_flat(theta * 2, X, Y, 1e-3)
+    assert J3 != J
+    np.testing.assert_array_equal(net.theta, theta)

@@ -1,0 +1,124 @@
+"""The trainer: symmetry breaking, descent, XOR, SGD and L-BFGS."""
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+import fastbp
+import naive
+from helpers import make_data, net_for
+
+XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+XOR_Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+
+
+def test_all_equal_initialisation_keeps_hidden_units_identical():
+    net = fastbp.Network([2, 3, 1])
+    net.theta = np.full(net.n_params, 0.1)
+    fastbp.train(net, XOR_X, XOR_Y, learning_rate=0.5, iterations=50)
+    W1, b1, W2 = net.weights[0], net.biases[0], net.weights[1]
+    # Every hidden unit received the same update: rows of W1, b1 and the
+    # columns of W2 are still all equal — the symmetry is never broken.
+    np.testing.assert_array_equal(W1, np.broadcast_to(W1[0], W1.shape))
+    np.testing.assert_array_equal(b1, np.full_like(b1, b1[0]))
+    np.testing.assert_array_equal(W2, np.full_like(W2, W2[0, 0]))
+    assert not np.allclose(net.theta, 0.1)  # it did train
+
+
+def test_normal_initialisation_breaks_the_symmetry():
+    net = fastbp.Network([2, 3, 1], init="normal", epsilon=0.01, seed=0)
+    assert np.std(net.theta) == pytest.approx(0.01, rel=0.5)
+    assert len(np.unique(net.theta)) == net.n_params
+    fastbp.train(net, XOR_X, XOR_Y, learning_rate=0.5, iterations=50)
+    W1 = net.weights[0]
+    assert np.min(np.abs(W1[0] - W1[1])) > 0 and np.min(np.abs(W1[1] - W1[2])) > 0
+
+
+def test_initialisation_rules():
+    net = fastbp.Network([400, 300, 10], init="normal", epsilon=0.01, seed=1)
+    assert abs(net.theta.mean()) < 1e-4
+    assert net.theta.std() == pytest.approx(0.01, rel=0.01)
+    net = fastbp.Network([400, 300, 10], init="uniform", seed=1)
+    r = np.sqrt(6) / np.sqrt(400 + 300 + 1)
+    assert np.abs(net.weights[0]).max() <= r and np.abs(net.weights[0]).max() > 0.99 * r
+    assert np.all(net.biases[0] == 0) and np.all(net.biases[1] == 0)
+    same = fastbp.Network([400, 300, 10], init="uniform", seed=1)
+    np.testing.assert_array_equal(same.theta, net.theta)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_small_learning_rate_lowers_cost_every_iteration(dtype):
+    sizes = (8, 6, 3)
+    net = net_for(sizes, dtype=dtype)
+    X, Y = make_data(sizes, 100, dtype=dtype)
+    history = fastbp.train(net, X, Y, learning_rate=0.05, weight_decay=1e-3, iterations=100)
+    assert history.shape == (100,)
+    assert np.all(np.diff(history) < 0)
+    assert net.theta.dtype == dtype
+
+
+def test_gradient_descent_matches_naive():
+    sizes = (5, 4, 3)
+    net = net_for(sizes, "tanh")
+    X, Y = make_data(sizes, 300)
+    W, b, hist = naive.gradient_descent(list(net.weights), list(net.biases), net.activations,
+                                        X, Y, 0.3, 1e-3, 20)
+    history = fastbp.train(net, X, Y, learning_rate=0.3, weight_decay=1e-3, iterations=20)
+    np.testing.assert_allclose(history, hist, rtol=1e-12)
+    for l in range(2):
+        np.testing.assert_allclose(net.weights[l], W[l], rtol=1e-11, atol=1e-14)
+        np.testing.assert_allclose(net.biases[l], b[l], rtol=1e-11, atol=1e-14)
+
+
+def test_xor_is_learned():
+    net = fastbp.Network([2, 3, 1], epsilon=1.0, seed=1)
+    history = fastbp.train(net, XOR_X, XOR_Y, learning_rate=2.0, iterations=3000)
+    assert history[-1] < 0.01
+    np.testing.assert_array_equal(net.predict(XOR_X).round(), XOR_Y)
+
+
+def test_callback_sees_every_iteration_and_can_stop():
+    seen = []
+    net = fastbp.Network([2, 3, 1])
+    history = fastbp.train(net, XOR_X, XOR_Y, iterations=50,
+                           callback=lambda it, J, n: seen.append((it, J, n)) or it == 9)
+    assert len(history) == 10 and [s[0] for s in seen] == list(range(10))
+    assert [s[1] for s in seen] == list(history) and seen[0][2] is net
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+@pytest.mark.parametrize("batch_size", [1, 32, 300])
+def test_sgd_epoch_matches_naive(batch_size, shuffle):
+    sizes = (6, 5, 4)
+    net = net_for(sizes, "sigmoid", epsilon=0.3)
+    X, Y = make_data(sizes, 301)
+    order = np.random.default_rng(7).permutation(301) if shuffle else np.arange(301)
+    W, b = naive.sgd_epoch(list(net.weights), list(net.biases), net.activations, X, Y,
+                           0.2, 1e-3, batch_size, order)
+    fastbp.train(net, X, Y, optimizer="sgd", learning_rate=0.2, weight_decay=1e-3,
+                 iterations=1, batch_size=batch_size, shuffle=shuffle, seed=7)
+    for l in range(2):
+        np.testing.assert_allclose(net.weights[l], W[l], rtol=1e-10, atol=1e-13)
+        np.testing.assert_allclose(net.biases[l], b[l], rtol=1e-10, atol=1e-13)
+
+
+def test_sgd_learns_and_reports_epoch_costs():
+    sizes = (8, 6, 8)
+    net = fastbp.Network(sizes, epsilon=0.1)
+    X, _ = make_data(sizes, 512)
+    history = fastbp.train(net, X, X, optimizer="sgd", learning_rate=1.0, iterations=30,
+                           batch_size=16)
+    assert history.shape == (30,) and history[-1] < 0.5 * history[0]
+
+
+def test_lbfgs_through_scipy_matches_train_lbfgs():
+    sizes = (6, 4, 6)
+    X, _ = make_data(sizes, 200)
+    a = fastbp.Network(sizes, epsilon=0.1)
+    b = a.copy()
+    res = minimize(a.cost_and_gradient_flat, a.theta.copy(), args=(X, X, 1e-4), jac=True,
+                   method="L-BFGS-B", options={"maxiter": 40})
+    history = fastbp.train(b, X, X, weight_decay=1e-4, iterations=40, optimizer="lbfgs")
+    np.testing.assert_allclose(b.theta, res.x, rtol=1e-10, atol=1e-12)
+    assert history[-1] == pytest.approx(res.fun, rel=1e-12)
+    assert res.fun < 0.5 * a.cost(X, X, 1e-4)

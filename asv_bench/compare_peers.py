@@ -26,8 +26,10 @@ gradient (forward pass + backpropagation, /work/shared/SEED_MATH.md) on all m ex
 
 *SGD epoch* (workload ``sgd``): one pass of mini-batch SGD (batch 32, no shuffling) over
 m = 10,000 examples of the UFLDL 64-25-64 shape, update W -= lr*(dW/|batch| + lam*W),
-b -= lr*db/|batch|: ``fastbp.train(..., optimizer="sgd", ...)`` versus a numpy loop and a
-torch loop (``torch.optim.SGD`` with weight decay on the weights only).
+b -= lr*db/|batch| (the last batch of 16 averages over its 16): ``fastbp.train(...,
+optimizer="sgd", ...)`` versus a numpy loop and a torch loop (``torch.optim.SGD`` with weight
+decay on the weights only).  fastbp and torch also compute each batch's cost (fastbp for its
+history, torch to differentiate it); the numpy loop does not.
 
 All implementations get identical data (X ~ U(0,1), Y ~ U(0,1)), identical parameters
 (W, b ~ N(0, 0.01^2), copied into every peer) and the same dtype.  Before timing, every peer is
@@ -38,7 +40,10 @@ A disagreement is printed loudly and makes the script exit with status 1 at the 
 Timing: one process; per round every implementation is run once, round-robin (so slow drifts
 of the machine hit all of them alike); ``--rounds`` rounds; the best round is reported.  Calls
 much shorter than ~20 ms are repeated inside a round and averaged.  Every implementation is
-called once untimed first (JIT compilation, allocator and thread-pool warm-up).
+called twice untimed first (JIT compilation, allocator and thread-pool warm-up).  A round
+during which *other* processes used >= 10 % of the CPUs (from /proc/stat) is discarded and
+rerun, up to 3x ``--rounds`` rounds; a workload that still lacks quiet rounds is marked (*) --
+on a shared machine another process taking a core slows thread-pooled code 5-40x.
 
 Columns
 -------
@@ -435,34 +440,116 @@ def _sample(t: Timed):
     return dt
 
 
+class ForeignLoad:
+    """How busy other processes kept the CPUs over an interval (Linux; elsewhere: unknown).
+
+    (all busy CPU time in /proc/stat, steal included) - (this process's CPU time, all its
+    threads), as a share of the machine's capacity over the interval.  /proc/stat counts in
+    clock ticks, so two ticks are forgiven.  On a shared machine another process taking a core
+    slows everything, worst the thread-pooled implementations (every parallel region waits
+    for the thread that was pushed off its core): a 2-core box measured 5-40x slowdowns.
+    """
+
+    def __init__(self):
+        self.tck = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.ncpu = os.cpu_count() or 1
+        self.start = self._read()
+
+    def _read(self):
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7]   # user nice system irq softirq steal
+        t = os.times()
+        return busy / self.tck, t.user + t.system, time.perf_counter()
+
+    def share(self):
+        """Other processes' share of all CPUs since construction; nan if unknown."""
+        end = self._read()
+        if end is None or self.start is None:
+            return math.nan
+        busy, own, wall = (e - s for e, s in zip(end, self.start))
+        return max(0.0, busy - own - 2.0 / self.tck) / max(wall * self.ncpu, 1e-9)
+
+
+LOAD_WARN = 0.10   # a round during which other processes used >= 10 % of the CPUs is "busy"
+MAX_ROUNDS_FACTOR = 3   # give up waiting for quiet rounds after 3x --rounds rounds
+
+
+def is_busy(share):
+    return share >= LOAD_WARN   # False for nan (unknown): such rounds count as quiet
+
+
+@dataclass
+class RoundStats:
+    quiet: int
+    busy: int
+    wanted: int
+
+    @property
+    def ok(self):
+        return self.quiet >= self.wanted
+
+    def describe(self):
+        s = f"{self.quiet} quiet round(s)"
+        if self.busy:
+            s += f", {self.busy} busy round(s) discarded"
+        if not self.ok:
+            s += ("   <-- BUSY MACHINE: other processes kept taking CPU, timings unreliable"
+                  + ("" if self.quiet else " (best of the busy rounds shown)"))
+        return s
+
+
 def best_of_rounds(impls: List[Timed], rounds: int, min_sample_s: float = 0.02):
-    """Round-robin over impls, `rounds` times; keep each impl's best per-call time."""
+    """Round-robin over impls; each impl's best per-call time over `rounds` quiet rounds.
+
+    A round during which other processes used >= LOAD_WARN of the CPUs is discarded and
+    another one run, up to MAX_ROUNDS_FACTOR * rounds rounds in all.
+    """
     for t in impls:                       # warm-up (JIT, caches) and calibration, untimed
         t.inner = 1
         dt = _sample(t)
         dt = min(dt, _sample(t))
         t.inner = max(1, math.ceil(min_sample_s / max(dt, 1e-9))) if dt < min_sample_s else 1
-    for _ in range(rounds):
+    best_busy = {t.name: math.inf for t in impls}
+    quiet = busy = 0
+    while quiet < rounds and quiet + busy < MAX_ROUNDS_FACTOR * rounds:
+        load = ForeignLoad()
+        this_round = {t.name: _sample(t) for t in impls}
+        if is_busy(load.share()):
+            busy += 1
+            for name, dt in this_round.items():
+                best_busy[name] = min(best_busy[name], dt)
+            continue
+        quiet += 1
         for t in impls:
-            dt = _sample(t)
-            t.samples.append(dt)
-            t.best = min(t.best, dt)
-    return {t.name: t.best for t in impls}
+            t.samples.append(this_round[t.name])
+            t.best = min(t.best, this_round[t.name])
+    times = {t.name: (t.best if quiet else best_busy[t.name]) for t in impls}
+    return times, RoundStats(quiet, busy, rounds)
 
 
 def gemm_rate(dtype, n=2048, repeats=5):
-    """FLOP/s of numpy's BLAS on an n x n x n matrix product (best of `repeats`)."""
+    """FLOP/s of numpy's BLAS on an n x n x n matrix product: best of `repeats` quiet runs
+    (busy ones are discarded and retried as in best_of_rounds)."""
     rng = np.random.default_rng(1)
     A = rng.standard_normal((n, n)).astype(dtype)
     B = rng.standard_normal((n, n)).astype(dtype)
     C = np.empty((n, n), dtype=dtype)
     np.dot(A, B, out=C)
-    best = math.inf
-    for _ in range(repeats):
+    best, best_busy, quiet, busy = math.inf, math.inf, 0, 0
+    while quiet < repeats and quiet + busy < MAX_ROUNDS_FACTOR * repeats:
+        load = ForeignLoad()
         t0 = time.perf_counter()
         np.dot(A, B, out=C)
-        best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best
+        dt = time.perf_counter() - t0
+        if is_busy(load.share()):
+            busy, best_busy = busy + 1, min(best_busy, dt)
+        else:
+            quiet, best = quiet + 1, min(best, dt)
+    return 2.0 * n ** 3 / (best if quiet else best_busy), RoundStats(quiet, busy, repeats)
 
 
 # --------------------------------------------------------------------------------------------
@@ -537,7 +624,8 @@ def run_full(ctx: Context, w: Workload, dtype, rounds):
         print(f"    {s:<8s} skipped (not installed)")
 
     # --- timing ---
-    return best_of_rounds(impls, rounds), skipped
+    times, stats = best_of_rounds(impls, rounds)
+    return times, skipped, stats
 
 
 def run_sgd(ctx: Context, w: Workload, dtype, rounds):
@@ -569,7 +657,8 @@ def run_sgd(ctx: Context, w: Workload, dtype, rounds):
 
     # --- timing: every sample starts from the same parameters ---
     impls = [Timed(p.name, (lambda p=p: p.sgd_epoch(X, Y, lam)), setup=p.reset) for p in peers]
-    return best_of_rounds(impls, rounds, min_sample_s=0.0), skipped
+    times, stats = best_of_rounds(impls, rounds, min_sample_s=0.0)
+    return times, skipped, stats
 
 
 # --------------------------------------------------------------------------------------------
@@ -587,21 +676,22 @@ def fmt_time(t):
 
 
 def build_rows(results, rate, order):
-    """results: list of (workload, {impl: best_time}, skipped)."""
+    """results: list of (workload, {impl: best_time}, skipped, RoundStats)."""
     rows = []
-    for w, times, skipped in results:
+    for w, times, skipped, stats in results:
         F = flops(w.sizes, w.m)
         peer_times = [t for n, t in times.items() if n != "fastbp"]
         best_peer = min(peer_times) if peer_times else math.nan
         t_roof = F / rate
+        label = w.label + ("" if stats.ok else " (*)")
         for name in order:
             if name in times:
                 t = times[name]
-                rows.append([w.label, name, fmt_time(t), f"{t / best_peer:.2f}x",
+                rows.append([label, name, fmt_time(t), f"{t / best_peer:.2f}x",
                              f"{F / t / 1e9:.1f}", f"{100 * t_roof / t:.0f} %"])
             elif name in skipped:
-                rows.append([w.label, name, "skipped (not installed)", "", "", ""])
-        rows.append([w.label, "(GEMM roofline)", fmt_time(t_roof), "", f"{rate / 1e9:.1f}",
+                rows.append([label, name, "skipped (not installed)", "", "", ""])
+        rows.append([label, "(GEMM roofline)", fmt_time(t_roof), "", f"{rate / 1e9:.1f}",
                      "100 %"])
     return rows
 
@@ -620,8 +710,9 @@ def print_table(rows, markdown):
                 r[0] = ""
             else:
                 last = r[0]
-            print("| " + " | ".join(f"**{c}**" if r[1] == "fastbp" and c else c for c in r)
-                  + " |")
+            if r[1] == "fastbp":
+                r[1:] = [f"**{c}**" if c else c for c in r[1:]]
+            print("| " + " | ".join(r) + " |")
         return
     widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
     right = [False, False, True, True, True, True]
@@ -662,11 +753,11 @@ def machine_info(threads, fastbp, torch, sklearn):
         f"threads used: {threads}",
         f"Python     : {platform.python_version()} on {platform.system()} {platform.machine()}",
         f"numpy      : {np.__version__}    numba: {numba.__version__}",
-        f"fastbp     : " + (f"{getattr(fastbp, '__version__', '?')} from "
+        "fastbp     : " + (f"{getattr(fastbp, '__version__', '?')} from "
                             f"{os.path.dirname(fastbp.__file__)}" if fastbp else "NOT IMPORTABLE"),
-        f"torch      : " + (f"{torch.__version__} ({torch.get_num_threads()} threads)"
+        "torch      : " + (f"{torch.__version__} ({torch.get_num_threads()} threads)"
                             if torch else "skipped (not installed)"),
-        f"sklearn    : " + (sklearn.__version__ if sklearn else "skipped (not installed)"),
+        "sklearn    : " + (sklearn.__version__ if sklearn else "skipped (not installed)"),
     ]
     try:
         from threadpoolctl import threadpool_info
@@ -727,10 +818,16 @@ def main(argv=None):
     threads = args.threads or all_cores
     fastbp, torch, sklearn, MLPRegressor = _optional_imports()
 
-    # threads: BLAS (numpy, sklearn) and OpenMP pools via threadpoolctl, then torch and fastbp
+    # threads: BLAS (numpy, sklearn) and OpenMP pools via threadpoolctl, then torch and fastbp.
+    # threadpoolctl only reaches libraries already loaded: load scipy's BLAS (the one numba's
+    # np.dot, hence fastbp, calls) first.
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:
+        pass
     try:
         from threadpoolctl import threadpool_limits
-        _limits = threadpool_limits(limits=threads)  # noqa: F841 (kept alive for the whole run)
+        threadpool_limits(limits=threads)  # applies at once, for the rest of the process
     except ImportError:
         print("threadpoolctl not installed: numpy's BLAS thread count is not controlled")
     if torch:
@@ -746,27 +843,42 @@ def main(argv=None):
 
     ctx = Context(fastbp, torch, MLPRegressor, args.weight_decay)
     order = ["fastbp", "numpy", "torch", "sklearn"]
-    tables = []
+    tables, all_stats = [], []
     t_start = time.perf_counter()
     for dtype in dtypes:
         dname = np.dtype(dtype).name
-        rate = gemm_rate(dtype)
-        print(f"\n=== {dname}: numpy GEMM 2048^3: {rate / 1e9:.1f} GFLOP/s ===")
+        rate, gemm_stats = gemm_rate(dtype)
+        print(f"\n=== {dname}: numpy GEMM 2048^3: {rate / 1e9:.1f} GFLOP/s "
+              f"({gemm_stats.describe()}) ===")
         results = []
         for wname in args.workloads:
             w = WORKLOADS[wname]
             runner = run_sgd if w.kind == "sgd" else run_full
-            times, skipped = runner(ctx, w, dtype, args.rounds)
-            results.append((w, times, skipped))
-        tables.append((dname, rate, build_rows(results, rate, order)))
+            times, skipped, stats = runner(ctx, w, dtype, args.rounds)
+            print(f"    timed: {stats.describe()}")
+            results.append((w, times, skipped, stats))
+            all_stats.append(stats)
+        all_stats.append(gemm_stats)
+        tables.append((dname, rate, gemm_stats, build_rows(results, rate, order)))
 
-    for dname, rate, rows in tables:
+    for dname, rate, gemm_stats, rows in tables:
         title = (f"{dname}, {threads} thread(s); ratio = time / fastest non-fastbp peer; "
-                 f"roofline = numpy GEMM {rate / 1e9:.1f} GFLOP/s")
+                 f"roofline = numpy GEMM {rate / 1e9:.1f} GFLOP/s"
+                 + ("" if gemm_stats.ok else " (measured on a BUSY machine)"))
         print(f"\n### {title}\n" if args.markdown else f"\n{title}")
         print_table(rows, args.markdown)
 
-    print(f"\ntotal wall time {time.perf_counter() - t_start:.0f} s")
+    if not all(st.ok for st in all_stats):
+        print(f"\n(*) fewer than --rounds quiet rounds: other processes kept using >= "
+              f"{100 * LOAD_WARN:.0f} % of the CPUs; those timings are unreliable, rerun on a "
+              "quiet machine.")
+    try:
+        import numba
+        layer = numba.threading_layer()   # known only once a parallel kernel has run
+    except (ImportError, ValueError):
+        layer = "none started"
+    print(f"\nnumba threading layer: {layer}; total wall time "
+          f"{time.perf_counter() - t_start:.0f} s")
     failed = bool(ctx.failures) or fastbp is None
     if ctx.failures:
         print("\n" + "!" * 90 + "\n!!! NUMERICAL DISAGREEMENTS:")

@@ -155,11 +155,7 @@ class Network:
         """The sparse autoencoder's δ term and cost β Σ_j KL(ρ ‖ ρ̂_j) for layer 2."""
         if beta == 0.0:
             return np.empty(0, self.dtype), 0.0
-        rho_hat = np.empty(self.layer_sizes[1], self.dtype)
-        with blas_single_threaded(self._use_blas.any()):
-            K.mean_activation_kernel(theta, self._sizes, self._activation_codes,
-                                     self._use_blas, X, CHUNK, MAX_SLOTS, rho_hat)
-        r = rho_hat.astype(np.float64)
+        r = self._mean_hidden_activation(theta, X).astype(np.float64)
         if np.any(r <= 0) or np.any(r >= 1):
             raise ValueError(
                 "sparsity needs mean hidden activations strictly inside (0, 1); "
@@ -247,6 +243,22 @@ class Network:
         grad = np.empty(self.n_params, self.dtype)
         J = self._evaluate(theta, X, Y, lam, rho, beta, grad)
         return J, grad.astype(np.float64, copy=False)
+
+    def mean_hidden_activation(self, X):
+        """ρ̂_j = (1/m) Σ_k a_j^(2)(x^(k)): the mean activation of each unit of
+        the first hidden layer over the rows of X, shape (s_2,)."""
+        if len(self.layer_sizes) < 3:
+            raise ValueError("the network has no hidden layer (it needs at least 3 layer sizes)")
+        X, _ = check_data(X, None, self.layer_sizes, self.dtype)
+        theta = check_theta(self._theta, self.n_params, self.dtype)
+        return self._mean_hidden_activation(theta, X)
+
+    def _mean_hidden_activation(self, theta, X):
+        rho_hat = np.empty(self.layer_sizes[1], self.dtype)
+        with blas_single_threaded(self._use_blas[0]):
+            K.mean_activation_kernel(theta, self._sizes, self._activation_codes,
+                                     self._use_blas, X, CHUNK, MAX_SLOTS, rho_hat)
+        return rho_hat
 
     def predict(self, X):
         """h_{W,b}(x) for every row of X: ndarray of shape (m, s_{n_l})."""

@@ -79,6 +79,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
 def _train_gd(net, X, Y, learning_rate, weight_decay, iterations, callback, rho, beta):
     theta = net.theta
     grad = np.empty_like(theta)
+    previous = np.empty_like(theta)
     step = net.dtype.type(-learning_rate)
     history = []
     for it in range(iterations):
@@ -86,12 +87,15 @@ def _train_gd(net, X, Y, learning_rate, weight_decay, iterations, callback, rho,
         _check_finite(J, grad, it)
         history.append(J)
         # W := W − α[(1/m)ΔW + λW],  b := b − α(1/m)Δb  (grad holds the brackets)
-        np.multiply(grad, step, out=grad)
-        theta += grad
+        previous[...] = theta
+        with np.errstate(over="ignore", invalid="ignore"):
+            np.multiply(grad, step, out=grad)
+            theta += grad
         if not all_finite(theta):
-            theta -= grad
-            raise DivergenceError(f"the update of iteration {it} overflowed θ; "
-                                  f"lower learning_rate (α = {learning_rate})")
+            theta[...] = previous
+            raise DivergenceError(f"the update of iteration {it} overflowed θ; the network "
+                                  f"keeps the parameters from before it; lower learning_rate "
+                                  f"(α = {learning_rate})")
         if callback is not None and callback(it, J, net):
             break
     return np.array(history)

@@ -122,3 +122,13 @@ def test_lbfgs_through_scipy_matches_train_lbfgs():
     np.testing.assert_allclose(b.theta, res.x, rtol=1e-10, atol=1e-12)
     assert history[-1] == pytest.approx(res.fun, rel=1e-12)
     assert res.fun < 0.5 * a.cost(X, X, 1e-4)
+
+
+@pytest.mark.parametrize("optimizer", ["gd", "sgd"])
+def test_divergence_stops_with_the_last_finite_parameters(optimizer):
+    net = fastbp.Network([2, 3, 1], activations="identity", epsilon=1.0)
+    X = np.array([[1e150, -1e150], [1e150, 1e150]])
+    Y = np.array([[1.0], [0.0]])
+    with pytest.raises(fastbp.DivergenceError, match="iteration|epoch"):
+        fastbp.train(net, X, Y, learning_rate=1e10, iterations=20, optimizer=optimizer)
+    assert np.all(np.isfinite(net.theta))

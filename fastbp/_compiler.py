@@ -26,11 +26,16 @@ PRANGE_ONLY = {"prange": True, "comprehension": False, "reduction": False,
                "stencil": False, "fusion": False}
 
 
-def kernel(parallel=False):
-    """Decorator compiling a fastbp kernel under the project's compiler policy."""
+def kernel(parallel=False, reassociate=True):
+    """Decorator compiling a fastbp kernel under the project's compiler policy.
+
+    ``reassociate=False`` drops ``reassoc`` for code whose rounding is part of
+    its design (the exp's Cody–Waite range reduction); the flags travel with
+    each instruction, so they hold wherever the function is inlined.
+    """
     return numba.njit(
         parallel=dict(PRANGE_ONLY) if parallel else False,
-        fastmath=set(FASTMATH),
+        fastmath=set(FASTMATH) if reassociate else set(FASTMATH) - {"reassoc"},
         cache=True,
         error_model="numpy",
         nogil=True,

@@ -40,6 +40,7 @@ import numpy as np
 from numba import prange
 
 from ._compiler import kernel
+from ._exp import exp
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
 # output layer, together with the cross-entropy loss.
@@ -110,7 +111,7 @@ def activate(a, activation):
     if activation == SIGMOID:
         for r in range(rows):
             for i in range(n):
-                a[r, i] = one / (one + np.exp(-a[r, i]))
+                a[r, i] = one / (one + exp(-a[r, i]))
     elif activation == TANH:
         for r in range(rows):
             for i in range(n):

@@ -21,11 +21,13 @@ in slot order. Chunk and slot counts depend on m only, never on the number of
 threads, so the result is bit-identical for any thread count, and the working
 memory is O(slots × CHUNK × Σ widths + slots × parameters), never O(m × width).
 
-Layers whose weight matrix is wide do their three matrix products with BLAS
-``np.dot`` on the chunk (``use_blas[l]``); BLAS is held to one thread while
-these kernels run (see :mod:`fastbp._threads`), so every slot computes on its
-own core and the thread pools never fight. Everything else — bias, activation,
-residual products, bias sums — stays in the fused loops below.
+Layers whose weight matrix is wide do their three matrix products on the
+chunk with BLAS (``use_blas[l]``): ``np.dot`` for z and δ, and gemm with β = 1
+(:func:`fastbp._blas.gemm_accumulate`) for ΔW += δᵀa, so nothing is copied.
+BLAS is held to one thread while these kernels run (see :mod:`fastbp._threads`),
+so every slot computes on its own core and the thread pools never fight.
+Everything else — bias, activation, residual products, bias sums — stays in
+the fused loops below.
 
 Parameters live in one flat vector θ: for l = 1 … n_l−1, W^(l) (row-major,
 shape (s_{l+1}, s_l)) followed by b^(l). Kernels take θ, the layer sizes and
@@ -40,6 +42,7 @@ import numpy as np
 from numba import prange
 
 from ._compiler import kernel
+from ._blas import gemm_accumulate
 from ._exp import exp
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
@@ -246,21 +249,16 @@ def hidden_residual(delta_next, W, a, activation, use_blas, sparsity_delta, delt
 
 
 @kernel()
-def accumulate(delta_next, a_prev, use_blas, dW, db, scratch):
+def accumulate(delta_next, a_prev, use_blas, dW, db):
     """Step 4 for one layer and one chunk:
     ΔW_ij^(l) += Σ_k δ_i^(l+1) a_j^(l),  Δb_i^(l) += Σ_k δ_i^(l+1)  over the chunk's rows k.
 
     delta_next : (rows, s_{l+1})   a_prev : (rows, s_l)   dW : (s_{l+1}, s_l)
-    scratch : flat buffer of at least s_{l+1}·s_l entries (BLAS path only)
     """
     rows, n_out = delta_next.shape
     n_in = a_prev.shape[1]
     if use_blas:
-        product = scratch[:n_out * n_in].reshape((n_out, n_in))
-        np.dot(delta_next.T, a_prev, product)
-        for i in range(n_out):
-            for j in range(n_in):
-                dW[i, j] += product[i, j]
+        gemm_accumulate(delta_next, a_prev, dW)  # BLAS gemm with β = 1
     else:
         for r in range(rows):
             for i in range(n_out):
@@ -291,7 +289,7 @@ def forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity):
 
 @kernel()
 def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
-                   sparsity_delta, acts, deltas, capacity, grad, scratch):
+                   sparsity_delta, acts, deltas, capacity, grad):
     """Steps 1–4 for one chunk: adds the chunk's ΔW, Δb into ``grad`` (laid out
     like θ) and returns its summed cost."""
     rows = x.shape[0]
@@ -303,7 +301,7 @@ def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
     for l in range(top - 1, -1, -1):
         a_prev = x if l == 0 else rows_view(acts, l, sizes, rows, capacity)
         accumulate(delta, a_prev, use_blas[l], weight_view(grad, sizes, l),
-                   bias_view(grad, sizes, l), scratch)
+                   bias_view(grad, sizes, l))
         if l > 0:
             delta_prev = rows_view(deltas, l, sizes, rows, capacity)
             sparse = sparsity_delta if l == 1 else sparsity_delta[:0]
@@ -311,20 +309,6 @@ def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
                             activations[l - 1], use_blas[l], sparse, delta_prev)
             delta = delta_prev
     return cost
-
-
-@kernel()
-def slot_chunks(slot, n_slots, n_chunks):
-    """The contiguous run of chunks [first, stop) that a slot processes."""
-    return slot * n_chunks // n_slots, (slot + 1) * n_chunks // n_slots
-
-
-@kernel()
-def max_weights(sizes):
-    largest = 0
-    for l in range(sizes.shape[0] - 1):
-        largest = max(largest, sizes[l] * sizes[l + 1])
-    return largest
 
 
 # --------------------------------------------------------------------------
@@ -342,17 +326,8 @@ def slot_chunks(slot, n_slots, n_chunks):
 
 
 @kernel()
-def max_weights(sizes):
-    """Entries of the largest W^(l)."""
-    largest = 0
-    for l in range(sizes.shape[0] - 1):
-        largest = max(largest, sizes[l] * sizes[l + 1])
-    return largest
-
-
-@kernel()
 def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss,
-                           X, Y, sparsity_delta, want_gradient, acts, deltas, grad, scratch):
+                           X, Y, sparsity_delta, want_gradient, acts, deltas, grad):
     """One slot's run of chunks: adds their ΔW, Δb into ``grad`` (if
     ``want_gradient``) and returns their summed cost Σ_k J(x^(k), y^(k))."""
     m = X.shape[0]
@@ -365,7 +340,7 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
         y = data_rows(Y, start, rows)
         if want_gradient:
             cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
-                                   sparsity_delta, acts, deltas, chunk, grad, scratch)
+                                   sparsity_delta, acts, deltas, chunk, grad)
         else:
             a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, chunk)
             cost += chunk_cost(a_out, y, loss)
@@ -388,12 +363,10 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
     n_params = theta.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     n_work = work_size(sizes, chunk)
-    n_scratch = max_weights(sizes) if want_gradient else 0
 
     slot_cost = np.zeros(n_slots, dtype)
     slot_acts = np.empty((n_slots, n_work), dtype)
     slot_deltas = np.empty((n_slots, n_work if want_gradient else 0), dtype)
-    slot_scratch = np.empty((n_slots, n_scratch), dtype)
     if want_gradient:
         for p in range(n_params):
             grad[p] = dtype.type(0)
@@ -401,14 +374,13 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
         # ΔW, Δb accumulate straight into grad.
         slot_cost[0] = cost_and_gradient_slot(
             0, 1, chunk, theta, sizes, activations, use_blas, loss, X, Y, sparsity_delta,
-            want_gradient, slot_acts[0], slot_deltas[0], grad, slot_scratch[0])
+            want_gradient, slot_acts[0], slot_deltas[0], grad)
     else:
         slot_grad = np.zeros((n_slots, n_params if want_gradient else 0), dtype)
         for s in prange(n_slots):
             slot_cost[s] = cost_and_gradient_slot(
                 s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
-                sparsity_delta, want_gradient, slot_acts[s], slot_deltas[s], slot_grad[s],
-                slot_scratch[s])
+                sparsity_delta, want_gradient, slot_acts[s], slot_deltas[s], slot_grad[s])
         if want_gradient:
             sum_slots(slot_grad, grad)
 
@@ -582,7 +554,6 @@ def sgd_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shu
     capacity = min(chunk, batch_size)
     acts = np.empty(work_size(sizes, capacity), dtype)
     deltas = np.empty(work_size(sizes, capacity), dtype)
-    scratch = np.empty(max_weights(sizes), dtype)
     grad = np.empty(n_params, dtype)
     xb = np.empty(capacity * X.shape[1], dtype)
     yb = np.empty(capacity * Y.shape[1], dtype)
@@ -604,7 +575,7 @@ def sgd_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shu
                 x = data_rows(X, start, rows)
                 y = data_rows(Y, start, rows)
             cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
-                                   no_sparsity, acts, deltas, capacity, grad, scratch)
+                                   no_sparsity, acts, deltas, capacity, grad)
         inv_b = one / dtype.type(size)
         decay = zero
         off = 0

@@ -535,19 +535,63 @@ def gather_rows(X, order, start, rows, out):
     return view
 
 
+# Update rules, shared by the full-batch trainer and the mini-batch epoch.
+PLAIN, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
+
+
 @kernel()
-def sgd_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
-                     batch_size, learning_rate, weight_decay, chunk):
+def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, epsilon,
+                   state, step):
+    """θ := θ + update(∇J). ``grad`` holds ∂J/∂θ (already with λW); ``state``
+    (2, n_params) holds the velocity or Adam's two moments, ``step[0]`` counts
+    updates.
+
+    plain     θ −= α g                                       (the seed)
+    momentum  v = μv − α g;  θ += v
+    nesterov  v = μv − α g;  θ += μv − α g                   (Sutskever et al.)
+    adam      m = β₁m + (1−β₁)g;  s = β₂s + (1−β₂)g²;
+              θ −= α √(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√s + ε)       (Kingma & Ba)
+    """
+    one = theta.dtype.type(1)
+    step[0] += 1
+    n = theta.shape[0]
+    if kind == PLAIN:
+        for p in range(n):
+            theta[p] -= learning_rate * grad[p]
+    elif kind == MOMENTUM or kind == NESTEROV:
+        v = state[0]
+        for p in range(n):
+            v[p] = momentum * v[p] - learning_rate * grad[p]
+            if kind == NESTEROV:
+                theta[p] += momentum * v[p] - learning_rate * grad[p]
+            else:
+                theta[p] += v[p]
+    else:
+        t = theta.dtype.type(step[0])
+        rate = learning_rate * np.sqrt(one - beta2 ** t) / (one - beta1 ** t)
+        m1 = state[0]
+        m2 = state[1]
+        for p in range(n):
+            g = grad[p]
+            m1[p] = beta1 * m1[p] + (one - beta1) * g
+            m2[p] = beta2 * m2[p] + (one - beta2) * g * g
+            theta[p] -= rate * m1[p] / (np.sqrt(m2[p]) + epsilon)
+
+
+@kernel()
+def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+                           batch_size, weight_decay, chunk, kind, learning_rate, momentum,
+                           beta1, beta2, epsilon, state, step):
     """One pass over the data in mini-batches of ``batch_size`` examples.
 
     For each batch B (rows ``order[k·b : (k+1)·b]`` when ``shuffled``, else
-    consecutive rows) the seed's update with m = |B|:
-    W := W − α((1/|B|) ΔW + λW),  b := b − α (1/|B|) Δb.
+    consecutive rows) the gradient of the seed's J with m = |B|,
+    g = ((1/|B|) ΔW + λW, (1/|B|) Δb), then one :func:`optimizer_step`
+    (for ``PLAIN`` that is the seed's W := W − α g).
     Returns the mean over batches of the batch cost J (before each update).
     """
     dtype = theta.dtype
     zero = dtype.type(0)
-    one = dtype.type(1)
     half = dtype.type(0.5)
     m = X.shape[0]
     n_params = theta.shape[0]
@@ -576,16 +620,9 @@ def sgd_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shu
                 y = data_rows(Y, start, rows)
             cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
                                    no_sparsity, acts, deltas, capacity, grad)
-        inv_b = one / dtype.type(size)
-        decay = zero
-        off = 0
-        for l in range(sizes.shape[0] - 1):
-            n_w = sizes[l + 1] * sizes[l]
-            for p in range(off, off + n_w):
-                decay += theta[p] * theta[p]
-                theta[p] -= learning_rate * (grad[p] * inv_b + weight_decay * theta[p])
-            for p in range(off + n_w, off + n_w + sizes[l + 1]):
-                theta[p] -= learning_rate * grad[p] * inv_b
-            off += n_w + sizes[l + 1]
+        inv_b = dtype.type(1) / dtype.type(size)
+        decay = apply_weight_decay(theta, sizes, inv_b, weight_decay, True, grad)
         total += cost * inv_b + half * weight_decay * decay
+        optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, epsilon,
+                       state, step)
     return total / dtype.type(n_batches)

@@ -8,17 +8,47 @@ from ._compiler import CHUNK
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_scalar
 
-OPTIMIZERS = ("gd", "sgd", "lbfgs")
+OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
+SCHEDULES = ("constant", "invscaling", "step")
 
 
 class DivergenceError(FloatingPointError):
-    """Training produced a non-finite cost or gradient. The network keeps the
-    last finite parameters."""
+    """Training produced a non-finite cost, gradient or parameter. The network
+    keeps the last finite parameters."""
+
+
+class TrainingHistory(np.ndarray):
+    """The cost per iteration (an ndarray), with what else training saw.
+
+    Attributes
+    ----------
+    validation : ndarray or None
+        Validation cost (data term only) after each iteration, when
+        ``validation_fraction > 0``.
+    stopped_early : bool
+        Training stopped because the validation cost stopped improving.
+    best_iteration : int or None
+        The iteration whose parameters the network holds after early stopping.
+    """
+
+    validation = None
+    stopped_early = False
+    best_iteration = None
+
+    @classmethod
+    def build(cls, costs, validation=None, stopped_early=False, best_iteration=None):
+        history = np.asarray(costs, dtype=np.float64).view(cls)
+        history.validation = None if validation is None else np.asarray(validation)
+        history.stopped_early = stopped_early
+        history.best_iteration = best_iteration
+        return history
 
 
 def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callback=None, *,
-          optimizer="gd", batch_size=32, shuffle=True, seed=0,
-          sparsity_target=None, sparsity_weight=0.0):
+          optimizer="gd", batch_size=32, shuffle=True, seed=0, momentum=0.0, nesterov=False,
+          beta1=0.9, beta2=0.999, adam_epsilon=1e-8, schedule="constant", power_t=0.5,
+          step_every=10, step_factor=0.5, validation_fraction=0.0, n_iter_no_change=10,
+          tol=1e-4, state=None, sparsity_target=None, sparsity_weight=0.0):
     """Train ``net`` in place and return the cost history.
 
     Parameters
@@ -27,34 +57,53 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
     X : array-like of shape (m, s_1)
     Y : array-like of shape (m, s_{n_l})
     learning_rate : float, default 0.1
-        α > 0 (gd and sgd).
+        α > 0 (gd, sgd, adam).
     weight_decay : float, default 0
         λ ≥ 0.
     iterations : int, default 100
-        gd: gradient steps over the full batch; sgd: epochs (passes over the
-        data); lbfgs: L-BFGS iterations.
+        gd: gradient steps over the full batch; sgd, adam: epochs (passes
+        over the data); lbfgs: L-BFGS iterations.
     callback : callable, optional
         ``callback(iteration, J, net)`` after every iteration; returning True
         stops training.
-    optimizer : {"gd", "sgd", "lbfgs"}, default "gd"
-        "gd" is the seed's batch gradient descent; "sgd" mini-batch gradient
-        descent with the same update on batches of ``batch_size``; "lbfgs"
-        runs ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)`` on the
-        flat θ (the UFLDL minFunc workflow).
-    batch_size : int, default 32
-        Examples per mini-batch (sgd).
+    optimizer : {"gd", "sgd", "adam", "lbfgs"}, default "gd"
+        "gd": the seed's batch gradient descent (with ``momentum`` > 0, heavy
+        ball or Nesterov momentum on the full batch). "sgd": the same update on
+        mini-batches of ``batch_size``, with optional momentum. "adam": Adam on
+        mini-batches (``batch_size=None`` for the full batch). "lbfgs":
+        ``scipy.optimize.minimize(method="L-BFGS-B", jac=True)`` on the flat θ
+        (the UFLDL minFunc workflow).
+    batch_size : int or None, default 32
+        Examples per mini-batch (sgd, adam); None means all m.
     shuffle : bool, default True
-        Visit the examples in a new random order each epoch (sgd).
+        Visit the examples in a new random order each epoch (sgd, adam).
     seed : int or None, default 0
-        Seed of the Generator that shuffles.
+        Seed of the Generator that shuffles and splits off validation data.
+    momentum : float, default 0
+        μ in [0, 1) (gd, sgd).
+    nesterov : bool, default False
+        Nesterov's momentum instead of heavy-ball (needs momentum > 0).
+    beta1, beta2, adam_epsilon : float
+        Adam's moment decay rates and ε.
+    schedule : {"constant", "invscaling", "step"}, default "constant"
+        Learning rate at iteration t: α; α / (t+1)^power_t; α · step_factor^⌊t / step_every⌋.
+    validation_fraction : float, default 0
+        Hold out this fraction of the examples (chosen with ``seed``) and stop
+        when their cost has not improved by ``tol`` for ``n_iter_no_change``
+        iterations; the network then gets the best parameters seen.
+    state : dict, optional
+        Optimizer state (velocity or Adam moments, step count, iteration,
+        shuffling RNG). Pass the same dict to the next call to continue
+        training exactly where this one stopped.
     sparsity_target, sparsity_weight : float, optional
-        ρ and β of the sparse autoencoder (gd and lbfgs).
+        ρ and β of the sparse autoencoder (full-batch optimizers: gd, lbfgs,
+        adam with batch_size=None).
 
     Returns
     -------
-    ndarray of shape (n_iterations,)
-        gd: J before each step; sgd: the mean mini-batch J of each epoch;
-        lbfgs: J after each iteration.
+    TrainingHistory of shape (n_iterations,)
+        gd: J before each step; sgd, adam: the mean mini-batch J of each
+        epoch; lbfgs: J after each iteration.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -63,72 +112,186 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         learning_rate = check_scalar(learning_rate, "learning_rate", low=0, low_inclusive=False)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    momentum = check_scalar(momentum, "momentum", low=0)
+    if momentum >= 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum!r}")
+    if nesterov and momentum == 0:
+        raise ValueError("nesterov=True needs momentum > 0")
+    for name, value in (("beta1", beta1), ("beta2", beta2)):
+        if check_scalar(value, name, low=0) >= 1:
+            raise ValueError(f"{name} must be in [0, 1), got {value!r}")
+    adam_epsilon = check_scalar(adam_epsilon, "adam_epsilon", low=0, low_inclusive=False)
+    power_t = check_scalar(power_t, "power_t", low=0)
+    step_every = check_scalar(step_every, "step_every", low=1, integer=True)
+    step_factor = check_scalar(step_factor, "step_factor", low=0, low_inclusive=False)
+    validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0)
+    if validation_fraction >= 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    n_iter_no_change = check_scalar(n_iter_no_change, "n_iter_no_change", low=1, integer=True)
+    tol = check_scalar(tol, "tol", low=0)
+    if state is not None and not isinstance(state, dict):
+        raise TypeError(f"state must be a dict (or None), got {type(state).__name__}")
     X, Y, weight_decay, rho, beta = net._prepare(X, Y, weight_decay, sparsity_target,
                                                  sparsity_weight)
-    if optimizer == "sgd":
+    full_batch = optimizer in ("gd", "lbfgs") or batch_size is None
+    if not full_batch:
         batch_size = check_scalar(batch_size, "batch_size", low=1, integer=True)
         if beta:
-            raise ValueError("sparsity needs the full batch for ρ̂: use optimizer='gd' or 'lbfgs'")
-        return _train_sgd(net, X, Y, learning_rate, weight_decay, iterations, callback,
-                          batch_size, bool(shuffle), seed)
+            raise ValueError("sparsity needs the full batch for ρ̂: use optimizer 'gd' or "
+                             "'lbfgs', or batch_size=None")
+
+    state = {} if state is None else state
+    rng = _rng(state, seed)
+    X, Y, X_val, Y_val = _split_validation(X, Y, validation_fraction, rng, net)
+    stopper = _EarlyStopping(net, X_val, Y_val, n_iter_no_change, tol)
     if optimizer == "lbfgs":
-        return _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta)
-    return _train_gd(net, X, Y, learning_rate, weight_decay, iterations, callback, rho, beta)
+        history = _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta,
+                               stopper)
+        return stopper.finish(history)
 
-
-def _train_gd(net, X, Y, learning_rate, weight_decay, iterations, callback, rho, beta):
-    theta = net.theta
-    grad = np.empty_like(theta)
-    previous = np.empty_like(theta)
-    step = net.dtype.type(-learning_rate)
-    history = []
-    for it in range(iterations):
-        J = net._evaluate(theta, X, Y, weight_decay, rho, beta, grad)
-        _check_finite(J, grad, it)
-        history.append(J)
-        # W := W − α[(1/m)ΔW + λW],  b := b − α(1/m)Δb  (grad holds the brackets)
-        previous[...] = theta
-        with np.errstate(over="ignore", invalid="ignore"):
-            np.multiply(grad, step, out=grad)
-            theta += grad
-        if not all_finite(theta):
-            theta[...] = previous
-            raise DivergenceError(f"the update of iteration {it} overflowed θ; the network "
-                                  f"keeps the parameters from before it; lower learning_rate "
-                                  f"(α = {learning_rate})")
-        if callback is not None and callback(it, J, net):
-            break
-    return np.array(history)
-
-
-def _train_sgd(net, X, Y, learning_rate, weight_decay, iterations, callback, batch_size,
-               shuffle, seed):
-    rng = np.random.default_rng(seed)
-    theta = net.theta
+    kind = {"adam": K.ADAM}.get(optimizer, K.NESTEROV if nesterov else
+                                K.MOMENTUM if momentum else K.PLAIN)
     dt = net.dtype.type
-    previous = np.empty_like(theta)
+    moments, step = _optimizer_arrays(state, net, kind)
+    rule = (kind, dt(momentum), dt(beta1), dt(beta2), dt(adam_epsilon), moments, step)
+    start = state.get("iteration", 0)
+
+    def rate(t):
+        if schedule == "invscaling":
+            return learning_rate / (t + 1) ** power_t
+        if schedule == "step":
+            return learning_rate * step_factor ** (t // step_every)
+        return learning_rate
+
     history = []
-    m = X.shape[0]
-    for epoch in range(iterations):
-        order = rng.permutation(m) if shuffle else np.arange(m)
-        previous[...] = theta
-        with blas_single_threaded(net._use_blas.any()):
-            J = float(K.sgd_epoch_kernel(
-                theta, net._sizes, net._activation_codes, net._use_blas,
-                K.SQUARED if net.loss == "squared" else K.CROSS_ENTROPY, X, Y, order, shuffle,
-                batch_size, dt(learning_rate), dt(weight_decay), CHUNK))
-        if not (np.isfinite(J) and all_finite(theta)):
-            theta[...] = previous
-            raise DivergenceError(f"epoch {epoch} produced a non-finite cost or parameters; "
-                                  f"the network keeps the parameters from before it; "
-                                  f"lower learning_rate (α = {learning_rate})")
+    previous = np.empty_like(net.theta)
+    previous_moments = np.empty_like(moments)
+    grad = np.empty_like(net.theta)
+    for t in range(start, start + iterations):
+        previous[...] = net.theta
+        previous_moments[...] = moments
+        with np.errstate(over="ignore", invalid="ignore"):
+            if full_batch:
+                J = _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, dt(rate(t)),
+                                     rule, t)
+            else:
+                J = _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, dt(rate(t)), rule)
+        if not (np.isfinite(J) and all_finite(net.theta)):
+            net.theta[...] = previous
+            moments[...] = previous_moments
+            what = "iteration" if full_batch else "epoch"
+            raise DivergenceError(
+                f"{what} {t}: the cost or the updated parameters are not finite (J = {J}); "
+                f"the network keeps the parameters from before it — lower learning_rate "
+                f"(α = {learning_rate})")
         history.append(J)
-        if callback is not None and callback(epoch, J, net):
+        state["iteration"] = t + 1
+        if stopper.update(t) or (callback is not None and callback(t, J, net)):
             break
-    return np.array(history)
+    return stopper.finish(history)
 
 
-def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta):
+def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t):
+    """J at θ, then one update with the full-batch gradient."""
+    J = net._evaluate(net.theta, X, Y, weight_decay, rho, beta, grad)
+    if not (np.isfinite(J) and all_finite(grad)):
+        raise DivergenceError(f"iteration {t}: the cost or gradient is not finite (J = {J}); "
+                              f"the network keeps the last finite parameters")
+    kind, momentum, beta1, beta2, eps, moments, step = rule
+    K.optimizer_step(net.theta, grad, kind, rate, momentum, beta1, beta2, eps, moments, step)
+    return J
+
+
+def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
+    """One pass of mini-batch updates; returns the mean batch cost."""
+    kind, momentum, beta1, beta2, eps, moments, step = rule
+    m = X.shape[0]
+    order = rng.permutation(m) if shuffle else np.arange(m)
+    with blas_single_threaded(net._use_blas.any()):
+        return float(K.minibatch_epoch_kernel(
+            net.theta, net._sizes, net._activation_codes, net._use_blas,
+            K.SQUARED if net.loss == "squared" else K.CROSS_ENTROPY, X, Y, order, shuffle,
+            batch_size, net.dtype.type(weight_decay), CHUNK, kind, rate, momentum, beta1,
+            beta2, eps, moments, step))
+
+
+def _rng(state, seed):
+    """The shuffling Generator, resumed from ``state`` when it holds one."""
+    rng = np.random.default_rng(seed)
+    if "rng" in state:
+        rng.bit_generator.state = state["rng"]
+    state["rng"] = rng.bit_generator.state
+    return _TrackedRNG(rng, state)
+
+
+class _TrackedRNG:
+    """A Generator whose state is written back to ``state`` after each draw."""
+
+    def __init__(self, rng, state):
+        self._rng, self._state = rng, state
+
+    def permutation(self, n):
+        order = self._rng.permutation(n)
+        self._state["rng"] = self._rng.bit_generator.state
+        return order
+
+
+def _optimizer_arrays(state, net, kind):
+    n = net.n_params
+    moments = state.get("moments")
+    if moments is None or moments.shape != (2, n) or moments.dtype != net.dtype:
+        moments = state["moments"] = np.zeros((2, n), net.dtype)
+        state["step"] = np.zeros(1, np.int64)
+    return moments, state["step"]
+
+
+def _split_validation(X, Y, fraction, rng, net):
+    if fraction == 0:
+        return X, Y, None, None
+    m = X.shape[0]
+    n_val = int(round(fraction * m))
+    if n_val < 1 or n_val >= m:
+        raise ValueError(f"validation_fraction={fraction} of m={m} examples leaves no "
+                         f"training or no validation examples")
+    order = rng.permutation(m)
+    val, fit = np.sort(order[:n_val]), np.sort(order[n_val:])
+    return X[fit], Y[fit], X[val], Y[val]
+
+
+class _EarlyStopping:
+    """Tracks the validation cost and the best parameters seen."""
+
+    def __init__(self, net, X_val, Y_val, patience, tol):
+        self.net, self.X_val, self.Y_val = net, X_val, Y_val
+        self.patience, self.tol = patience, tol
+        self.scores, self.best, self.best_theta, self.best_iteration = [], np.inf, None, None
+        self.bad = 0
+        self.stopped = False
+
+    def update(self, iteration):
+        if self.X_val is None:
+            return False
+        theta = self.net.theta
+        score = self.net._evaluate(theta, self.X_val, self.Y_val, 0.0, 0.0, 0.0, None)
+        self.scores.append(score)
+        if score < self.best - self.tol:
+            self.best, self.best_theta, self.best_iteration = score, theta.copy(), iteration
+            self.bad = 0
+        else:
+            self.bad += 1
+        self.stopped = self.bad >= self.patience
+        return self.stopped
+
+    def finish(self, history):
+        if self.best_theta is not None and self.stopped:
+            self.net.theta[...] = self.best_theta
+        return TrainingHistory.build(history, self.scores if self.X_val is not None else None,
+                                     self.stopped, self.best_iteration)
+
+
+def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta, stopper):
     from scipy.optimize import minimize
 
     history = []
@@ -137,29 +300,23 @@ def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta):
     def fun(theta):
         theta = theta.astype(net.dtype, copy=False)
         J = net._evaluate(theta, X, Y, weight_decay, rho, beta, grad)
-        _check_finite(J, grad, len(history))
+        if not (np.isfinite(J) and all_finite(grad)):
+            raise DivergenceError(f"iteration {len(history)}: the cost or gradient is not "
+                                  f"finite (J = {J}); the network keeps the last finite "
+                                  f"parameters")
         return J, grad.astype(np.float64)
-
-    class _Stop(Exception):
-        pass
 
     def on_iteration(intermediate_result):
         history.append(float(intermediate_result.fun))
         net.theta[...] = intermediate_result.x
-        if callback is not None and callback(len(history) - 1, history[-1], net):
+        it = len(history) - 1
+        if stopper.update(it) or (callback is not None and callback(it, history[-1], net)):
             raise StopIteration
 
     if iterations == 0:
-        return np.array(history)
+        return history
     result = minimize(fun, net.theta.astype(np.float64), jac=True, method="L-BFGS-B",
                       callback=on_iteration, options={"maxiter": iterations})
-    if result.x is not None and np.all(np.isfinite(result.x)):
+    if not stopper.stopped and result.x is not None and np.all(np.isfinite(result.x)):
         net.theta[...] = result.x
-    return np.array(history)
-
-
-def _check_finite(J, grad, iteration):
-    if not np.isfinite(J) or not all_finite(grad):
-        raise DivergenceError(
-            f"iteration {iteration}: the cost or gradient is not finite (J = {J}); "
-            f"the network keeps the last finite parameters")
+    return history

@@ -59,7 +59,7 @@ FLOAT32_IR = textwrap.dedent("""
     net.cost(X, X[:, :4], 1e-4)
     fastbp.train(net, X, X[:, :4], iterations=1, optimizer="sgd", shuffle=True)
     net.predict(X)
-    for kernel in (K.cost_and_gradient_kernel, K.sgd_epoch_kernel, K.predict_kernel):
+    for kernel in (K.cost_and_gradient_kernel, K.minibatch_epoch_kernel, K.predict_kernel):
         (sig,) = kernel.signatures
         ir = kernel.inspect_llvm(sig)
         arith = re.findall(r"= (?:fadd|fsub|fmul|fdiv|fneg)[a-z ]* (float|double) ", ir)

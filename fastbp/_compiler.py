@@ -54,7 +54,9 @@ CHUNK = 256
 MAX_SLOTS = 16
 
 #: A layer whose weight matrix has at least this many entries does its matrix
-#: products (forward, hidden residual, weight gradient) with BLAS ``np.dot``
-#: on the chunk, single-threaded inside each slot; narrower layers use the
-#: explicit loops. Chosen by measurement (see asv_bench/).
-BLAS_MIN_WEIGHTS = 4096
+#: products (forward, hidden residual, weight gradient) with BLAS on the chunk,
+#: single-threaded inside each slot; narrower layers use the explicit loops.
+#: Chosen by measurement on 2 cores (m = 10,000, one thread, both dtypes):
+#: BLAS was faster from 8-8-8 (64 weights) up, by 1.2–1.8×; on 2-8-1 (8–16
+#: weights) the loops were faster.
+BLAS_MIN_WEIGHTS = 64

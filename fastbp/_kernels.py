@@ -106,58 +106,63 @@ def data_rows(X, start, rows):
 # f and f'
 # --------------------------------------------------------------------------
 @kernel()
-def activate(a, activation):
-    """a := f(z) in place, row by row. ``a`` holds z on entry."""
+def activate(a, b, activation):
+    """a := f(a + b) in place, row by row: on entry ``a`` holds W a^(l) for
+    each example (row), on exit a^(l+1) = f(z^(l+1)), z^(l+1) = W a^(l) + b."""
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
     rows, n = a.shape
     if activation == SIGMOID:
         for r in range(rows):
             for i in range(n):
-                a[r, i] = one / (one + exp(-a[r, i]))
+                a[r, i] = one / (one + exp(-(a[r, i] + b[i])))
     elif activation == TANH:
         for r in range(rows):
             for i in range(n):
-                a[r, i] = np.tanh(a[r, i])
+                a[r, i] = np.tanh(a[r, i] + b[i])
     elif activation == RELU:
         for r in range(rows):
             for i in range(n):
-                a[r, i] = max(a[r, i], zero)
+                a[r, i] = max(a[r, i] + b[i], zero)
     elif activation == SOFTMAX:
         for r in range(rows):
+            for i in range(n):
+                a[r, i] += b[i]
             top = a[r, 0]
             for i in range(1, n):
                 top = max(top, a[r, i])
             total = zero
             for i in range(n):
-                a[r, i] = np.exp(a[r, i] - top)
+                a[r, i] = exp(a[r, i] - top)
                 total += a[r, i]
             inv = one / total
             for i in range(n):
                 a[r, i] *= inv
-    # IDENTITY: nothing to do.
+    else:  # IDENTITY
+        for r in range(rows):
+            for i in range(n):
+                a[r, i] += b[i]
 
 
 @kernel()
 def scale_by_derivative(delta, a, activation):
     """delta := delta • f'(z), with f' written from the activation a = f(z):
-    sigmoid a(1−a), tanh 1−a², relu [z > 0] = [a > 0], identity 1."""
+    sigmoid a(1−a), tanh 1−a², relu [z > 0] = [a > 0], identity 1.
+    Both arrays are C-contiguous (rows, n): one flat loop over all entries."""
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
-    rows, n = a.shape
+    d = delta.reshape(delta.size)
+    f = a.reshape(a.size)
     if activation == SIGMOID:
-        for r in range(rows):
-            for i in range(n):
-                delta[r, i] *= a[r, i] * (one - a[r, i])
+        for k in range(f.shape[0]):
+            d[k] *= f[k] * (one - f[k])
     elif activation == TANH:
-        for r in range(rows):
-            for i in range(n):
-                delta[r, i] *= one - a[r, i] * a[r, i]
+        for k in range(f.shape[0]):
+            d[k] *= one - f[k] * f[k]
     elif activation == RELU:
-        for r in range(rows):
-            for i in range(n):
-                if a[r, i] <= zero:
-                    delta[r, i] = zero
+        for k in range(f.shape[0]):
+            if f[k] <= zero:
+                d[k] = zero
 
 
 # --------------------------------------------------------------------------
@@ -174,17 +179,14 @@ def forward_layer(a_prev, W, b, activation, use_blas, a):
     n_in = a_prev.shape[1]
     if use_blas:
         np.dot(a_prev, W.T, a)
-        for r in range(rows):
-            for i in range(n_out):
-                a[r, i] += b[i]
     else:
         for r in range(rows):
             for i in range(n_out):
-                z = b[i]
+                z = a.dtype.type(0)
                 for j in range(n_in):
                     z += W[i, j] * a_prev[r, j]
                 a[r, i] = z
-    activate(a, activation)
+    activate(a, b, activation)  # + b, then f
 
 
 @kernel()

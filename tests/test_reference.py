@@ -13,9 +13,9 @@ TOL = {np.float64: 1e-12, np.float32: 1e-5}
 # than slots (several chunks per slot) with a ragged last chunk.
 M_VALUES = [1, 7, CHUNK, 3 * CHUNK + 5, (MAX_SLOTS + 3) * CHUNK + 17]
 CASES = [
-    ((5, 3, 4), "sigmoid"),
-    ((64, 25, 64), "sigmoid"),                  # the UFLDL autoencoder, loop layers
-    ((80, 60, 70, 3), ("tanh", "relu", "sigmoid")),  # BLAS layers (≥ BLAS_MIN_WEIGHTS) and loops
+    ((5, 3, 4), "sigmoid"),                     # loop layers
+    ((64, 25, 64), "sigmoid"),                  # the UFLDL autoencoder
+    ((80, 60, 70, 3), ("tanh", "relu", "sigmoid")),  # BLAS layers (≥ BLAS_MIN_WEIGHTS)
     ((2, 8, 1), "identity"),
 ]
 

@@ -11,9 +11,9 @@
 from ._threads import get_num_threads, set_num_threads
 from .gradcheck import check_gradient
 from .network import Network
-from .training import DivergenceError, train
+from .training import DivergenceError, TrainingHistory, TrainingInterrupted, train
 
 __version__ = "0.1.0"
 
 __all__ = ["Network", "train", "check_gradient", "set_num_threads", "get_num_threads",
-           "DivergenceError", "__version__"]
+           "DivergenceError", "TrainingHistory", "TrainingInterrupted", "__version__"]

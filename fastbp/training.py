@@ -1,12 +1,17 @@
 """The trainer: iteration, bookkeeping and stopping. It holds no math — every
 cost, gradient and parameter update is computed by a kernel."""
 
+import os
+import signal
+import threading
+
 import numpy as np
 
 from . import _kernels as K
 from ._compiler import CHUNK
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_scalar
+from .checkpoint import load_checkpoint, save_checkpoint
 
 OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step")
@@ -15,6 +20,11 @@ SCHEDULES = ("constant", "invscaling", "step")
 class DivergenceError(FloatingPointError):
     """Training produced a non-finite cost, gradient or parameter. The network
     keeps the last finite parameters."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived during training with a checkpoint path: the
+    checkpoint was written and training stopped cleanly."""
 
 
 class TrainingHistory(np.ndarray):
@@ -48,7 +58,8 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
           optimizer="gd", batch_size=32, shuffle=True, seed=0, momentum=0.0, nesterov=False,
           beta1=0.9, beta2=0.999, adam_epsilon=1e-8, schedule="constant", power_t=0.5,
           step_every=10, step_factor=0.5, validation_fraction=0.0, n_iter_no_change=10,
-          tol=1e-4, state=None, sparsity_target=None, sparsity_weight=0.0):
+          tol=1e-4, state=None, checkpoint=None, checkpoint_every=0, resume=False,
+          sparsity_target=None, sparsity_weight=0.0):
     """Train ``net`` in place and return the cost history.
 
     Parameters
@@ -78,7 +89,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
     shuffle : bool, default True
         Visit the examples in a new random order each epoch (sgd, adam).
     seed : int or None, default 0
-        Seed of the Generator that shuffles and splits off validation data.
+        Seed of the Generators that shuffle and split off validation data.
     momentum : float, default 0
         μ in [0, 1) (gd, sgd).
     nesterov : bool, default False
@@ -95,6 +106,16 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         Optimizer state (velocity or Adam moments, step count, iteration,
         shuffling RNG). Pass the same dict to the next call to continue
         training exactly where this one stopped.
+    checkpoint : str or path, optional
+        Write a checkpoint here (atomically) every ``checkpoint_every``
+        iterations and when SIGINT or SIGTERM arrives; on a signal training
+        then stops by raising :class:`TrainingInterrupted`. gd, sgd and adam.
+    checkpoint_every : int, default 0
+        Iterations between checkpoints (0: only on a signal).
+    resume : bool, default False
+        Continue from ``checkpoint`` if it exists; ``iterations`` then counts
+        from the start of the checkpointed run, and the result is
+        bit-identical to a run that was never interrupted.
     sparsity_target, sparsity_weight : float, optional
         ρ and β of the sparse autoencoder (full-batch optimizers: gd, lbfgs,
         adam with batch_size=None).
@@ -133,6 +154,12 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
     tol = check_scalar(tol, "tol", low=0)
     if state is not None and not isinstance(state, dict):
         raise TypeError(f"state must be a dict (or None), got {type(state).__name__}")
+    checkpoint_every = check_scalar(checkpoint_every, "checkpoint_every", low=0, integer=True)
+    if checkpoint is not None and optimizer == "lbfgs":
+        raise ValueError("checkpoint works with optimizer 'gd', 'sgd' or 'adam' (scipy's "
+                         "L-BFGS state cannot be saved)")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint=PATH")
     X, Y, weight_decay, rho, beta = net._prepare(X, Y, weight_decay, sparsity_target,
                                                  sparsity_weight)
     full_batch = optimizer in ("gd", "lbfgs") or batch_size is None
@@ -143,8 +170,16 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                              "'lbfgs', or batch_size=None")
 
     state = {} if state is None else state
+    history = []
+    if resume and os.path.exists(checkpoint):
+        theta, saved, history = load_checkpoint(checkpoint, net)
+        net.theta[...] = theta
+        state.clear()
+        state.update(saved)
     rng = _rng(state, seed)
-    X, Y, X_val, Y_val = _split_validation(X, Y, validation_fraction, rng, net)
+    # The split draws from its own Generator(seed), so a resumed run splits alike.
+    X, Y, X_val, Y_val = _split_validation(X, Y, validation_fraction,
+                                           np.random.default_rng(seed), net)
     stopper = _EarlyStopping(net, X_val, Y_val, n_iter_no_change, tol)
     if optimizer == "lbfgs":
         history = _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta,
@@ -157,6 +192,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
     moments, step = _optimizer_arrays(state, net, kind)
     rule = (kind, dt(momentum), dt(beta1), dt(beta2), dt(adam_epsilon), moments, step)
     start = state.get("iteration", 0)
+    stop = iterations if resume else start + iterations
 
     def rate(t):
         if schedule == "invscaling":
@@ -165,32 +201,68 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             return learning_rate * step_factor ** (t // step_every)
         return learning_rate
 
-    history = []
     previous = np.empty_like(net.theta)
     previous_moments = np.empty_like(moments)
     grad = np.empty_like(net.theta)
-    for t in range(start, start + iterations):
-        previous[...] = net.theta
-        previous_moments[...] = moments
-        with np.errstate(over="ignore", invalid="ignore"):
-            if full_batch:
-                J = _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, dt(rate(t)),
-                                     rule, t)
-            else:
-                J = _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, dt(rate(t)), rule)
-        if not (np.isfinite(J) and all_finite(net.theta)):
-            net.theta[...] = previous
-            moments[...] = previous_moments
-            what = "iteration" if full_batch else "epoch"
-            raise DivergenceError(
-                f"{what} {t}: the cost or the updated parameters are not finite (J = {J}); "
-                f"the network keeps the parameters from before it — lower learning_rate "
-                f"(α = {learning_rate})")
-        history.append(J)
-        state["iteration"] = t + 1
-        if stopper.update(t) or (callback is not None and callback(t, J, net)):
-            break
+    signals = _SignalCatcher(checkpoint is not None)
+    with signals:
+        for t in range(start, stop):
+            previous[...] = net.theta
+            previous_moments[...] = moments
+            with np.errstate(over="ignore", invalid="ignore"):
+                if full_batch:
+                    J = _full_batch_step(net, X, Y, weight_decay, rho, beta, grad,
+                                         dt(rate(t)), rule, t)
+                else:
+                    J = _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, dt(rate(t)),
+                               rule)
+            if not (np.isfinite(J) and all_finite(net.theta)):
+                net.theta[...] = previous
+                moments[...] = previous_moments
+                what = "iteration" if full_batch else "epoch"
+                raise DivergenceError(
+                    f"{what} {t}: the cost or the updated parameters are not finite "
+                    f"(J = {J}); the network keeps the parameters from before it — lower "
+                    f"learning_rate (α = {learning_rate})")
+            history.append(J)
+            state["iteration"] = t + 1
+            if checkpoint is not None and (
+                    signals.caught or (checkpoint_every and (t + 1) % checkpoint_every == 0)):
+                save_checkpoint(checkpoint, net, state, history)
+            if signals.caught:
+                raise TrainingInterrupted(
+                    f"{signals.caught[0]} after iteration {t + 1}; checkpoint written to "
+                    f"{os.fspath(checkpoint)} (resume with resume=True)")
+            if stopper.update(t) or (callback is not None and callback(t, J, net)):
+                break
     return stopper.finish(history)
+
+
+class _SignalCatcher:
+    """Turns SIGINT/SIGTERM into a flag while active (main thread only), so
+    the current iteration finishes and a checkpoint can be written."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self, active):
+        self.active = active and threading.current_thread() is threading.main_thread()
+        self.caught = []
+        self._previous = {}
+
+    def _handler(self, signum, frame):
+        self.caught.append(signal.Signals(signum).name)
+
+    def __enter__(self):
+        if self.active:
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t):

@@ -351,14 +351,16 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
 
 @kernel(parallel=True)
 def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
-                             weight_decay, sparsity_delta, want_gradient,
+                             weight_decay, sparsity_delta, want_gradient, m_total,
                              chunk, max_slots, grad):
     """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
 
     J = (1/m) Σ_k J(x^(k), y^(k)) + (λ/2) Σ_l ‖W^(l)‖²
     grad_W = (1/m) ΔW + λ W,   grad_b = (1/m) Δb
 
-    Returns J without the sparsity term (the wrapper adds β Σ KL).
+    with the sums over the rows of X and m = ``m_total`` (X.shape[0], or the
+    examples on all MPI ranks when X is one rank's shard). Returns J without
+    the sparsity term (the wrapper adds β Σ KL).
     """
     dtype = theta.dtype
     m = X.shape[0]
@@ -386,7 +388,7 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
         if want_gradient:
             sum_slots(slot_grad, grad)
 
-    inv_m = dtype.type(1) / dtype.type(m)
+    inv_m = dtype.type(1) / dtype.type(m_total)
     data_cost = dtype.type(0)
     for s in range(n_slots):
         data_cost += slot_cost[s]

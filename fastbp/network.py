@@ -137,10 +137,21 @@ class Network:
                 f"loss={self.loss!r}, dtype=np.{self.dtype.name})")
 
     # ------------------------------------------------------------ kernels
-    def _evaluate(self, theta, X, Y, weight_decay, sparsity_target, sparsity_weight, grad):
-        """J and (if ``grad`` is given) ∇J at θ; inputs already validated."""
+    def _evaluate(self, theta, X, Y, weight_decay, sparsity_target, sparsity_weight, grad,
+                  comm=None, m_total=None):
+        """J and (if ``grad`` is given) ∇J at θ; inputs already validated.
+
+        With an MPI communicator ``comm``, X and Y are this rank's shard of
+        ``m_total`` examples: every rank adds its ΔW, Δb scaled by 1/m_total
+        (rank 0 alone adds λW), one in-place Allreduce sums the flat gradient,
+        another the cost; ρ̂ is reduced the same way before the backward pass.
+        """
         dt = self.dtype.type
-        sparsity_delta, sparsity_cost = self._sparsity(theta, X, sparsity_target, sparsity_weight)
+        m_total = X.shape[0] if m_total is None else m_total
+        if comm is not None and comm.Get_rank() != 0:
+            weight_decay = 0.0  # λW and (λ/2)ΣW² enter the sum once
+        sparsity_delta, sparsity_cost = self._sparsity(theta, X, sparsity_target,
+                                                       sparsity_weight, comm, m_total)
         want_gradient = grad is not None
         if grad is None:
             grad = np.empty(0, self.dtype)
@@ -148,14 +159,20 @@ class Network:
             J = K.cost_and_gradient_kernel(
                 theta, self._sizes, self._activation_codes, self._use_blas,
                 LOSSES[self.loss], X, Y, dt(weight_decay), sparsity_delta,
-                want_gradient, CHUNK, MAX_SLOTS, grad)
+                want_gradient, m_total, CHUNK, MAX_SLOTS, grad)
+        if comm is not None:
+            J = _allreduce_sum(comm, np.array([J], np.float64))[0]
+            if want_gradient:
+                _allreduce_sum(comm, grad)
         return float(J) + sparsity_cost
 
-    def _sparsity(self, theta, X, rho, beta):
+    def _sparsity(self, theta, X, rho, beta, comm=None, m_total=None):
         """The sparse autoencoder's δ term and cost β Σ_j KL(ρ ‖ ρ̂_j) for layer 2."""
         if beta == 0.0:
             return np.empty(0, self.dtype), 0.0
         r = self._mean_hidden_activation(theta, X).astype(np.float64)
+        if comm is not None:
+            r = _allreduce_sum(comm, r * (X.shape[0] / m_total))
         if np.any(r <= 0) or np.any(r >= 1):
             raise ValueError(
                 "sparsity needs mean hidden activations strictly inside (0, 1); "
@@ -269,6 +286,13 @@ class Network:
             K.predict_kernel(theta, self._sizes, self._activation_codes, self._use_blas,
                              X, CHUNK, MAX_SLOTS, out)
         return out
+
+
+def _allreduce_sum(comm, buf):
+    """Sum ``buf`` over the ranks of ``comm``, in place; returns it."""
+    from mpi4py import MPI
+    comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+    return buf
 
 
 def _check_layer_sizes(layer_sizes):

@@ -59,7 +59,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
           beta1=0.9, beta2=0.999, adam_epsilon=1e-8, schedule="constant", power_t=0.5,
           step_every=10, step_factor=0.5, validation_fraction=0.0, n_iter_no_change=10,
           tol=1e-4, state=None, checkpoint=None, checkpoint_every=0, resume=False,
-          sparsity_target=None, sparsity_weight=0.0):
+          comm=None, sparsity_target=None, sparsity_weight=0.0):
     """Train ``net`` in place and return the cost history.
 
     Parameters
@@ -116,6 +116,12 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         Continue from ``checkpoint`` if it exists; ``iterations`` then counts
         from the start of the checkpointed run, and the result is
         bit-identical to a run that was never interrupted.
+    comm : mpi4py communicator, optional
+        Data-parallel training: X and Y are this rank's shard; every rank
+        computes its part of ΔW, Δb with the same kernels, one Allreduce sums
+        the flat gradient (and the cost, and ρ̂), 1/m uses the global m, and
+        every rank applies the identical update. Full-batch optimizers only
+        (gd, lbfgs, adam with batch_size=None). Rank 0 writes checkpoints.
     sparsity_target, sparsity_weight : float, optional
         ρ and β of the sparse autoencoder (full-batch optimizers: gd, lbfgs,
         adam with batch_size=None).
@@ -169,6 +175,16 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             raise ValueError("sparsity needs the full batch for ρ̂: use optimizer 'gd' or "
                              "'lbfgs', or batch_size=None")
 
+    m_total = None
+    if comm is not None:
+        if not full_batch:
+            raise ValueError("comm (MPI) needs a full-batch optimizer: 'gd', 'lbfgs', or "
+                             "'adam' with batch_size=None")
+        if validation_fraction:
+            raise ValueError("validation_fraction is not supported with comm (MPI)")
+        m_total = comm.allreduce(X.shape[0])
+    lead = comm is None or comm.Get_rank() == 0
+
     state = {} if state is None else state
     history = []
     if resume and os.path.exists(checkpoint):
@@ -183,7 +199,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
     stopper = _EarlyStopping(net, X_val, Y_val, n_iter_no_change, tol)
     if optimizer == "lbfgs":
         history = _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta,
-                               stopper)
+                               stopper, comm, m_total)
         return stopper.finish(history)
 
     kind = {"adam": K.ADAM}.get(optimizer, K.NESTEROV if nesterov else
@@ -212,7 +228,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             with np.errstate(over="ignore", invalid="ignore"):
                 if full_batch:
                     J = _full_batch_step(net, X, Y, weight_decay, rho, beta, grad,
-                                         dt(rate(t)), rule, t)
+                                         dt(rate(t)), rule, t, comm, m_total)
                 else:
                     J = _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, dt(rate(t)),
                                rule)
@@ -226,7 +242,11 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                     f"learning_rate (α = {learning_rate})")
             history.append(J)
             state["iteration"] = t + 1
-            if checkpoint is not None and (
+            if comm is not None and checkpoint is not None:
+                # Stop together: a signal on any rank stops every rank.
+                signals.caught = signals.caught or (["signal on another rank"] if comm.allreduce(
+                    bool(signals.caught)) else [])
+            if lead and checkpoint is not None and (
                     signals.caught or (checkpoint_every and (t + 1) % checkpoint_every == 0)):
                 save_checkpoint(checkpoint, net, state, history)
             if signals.caught:
@@ -265,9 +285,9 @@ class _SignalCatcher:
         return False
 
 
-def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t):
+def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t, comm, m_total):
     """J at θ, then one update with the full-batch gradient."""
-    J = net._evaluate(net.theta, X, Y, weight_decay, rho, beta, grad)
+    J = net._evaluate(net.theta, X, Y, weight_decay, rho, beta, grad, comm, m_total)
     if not (np.isfinite(J) and all_finite(grad)):
         raise DivergenceError(f"iteration {t}: the cost or gradient is not finite (J = {J}); "
                               f"the network keeps the last finite parameters")
@@ -363,7 +383,8 @@ class _EarlyStopping:
                                      self.stopped, self.best_iteration)
 
 
-def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta, stopper):
+def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta, stopper, comm,
+                 m_total):
     from scipy.optimize import minimize
 
     history = []
@@ -371,7 +392,7 @@ def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta, stopp
 
     def fun(theta):
         theta = theta.astype(net.dtype, copy=False)
-        J = net._evaluate(theta, X, Y, weight_decay, rho, beta, grad)
+        J = net._evaluate(theta, X, Y, weight_decay, rho, beta, grad, comm, m_total)
         if not (np.isfinite(J) and all_finite(grad)):
             raise DivergenceError(f"iteration {len(history)}: the cost or gradient is not "
                                   f"finite (J = {J}); the network keeps the last finite "

@@ -51,7 +51,7 @@ def test_results_do_not_depend_on_chunking(problem, chunk, max_slots):
     g_other = np.empty(net.n_params, net.dtype)
     args = (net.theta, net._sizes, net._activation_codes, net._use_blas,
             fastbp.network.LOSSES[net.loss], X, Y, net.dtype.type(1e-3), np.empty(0, net.dtype),
-            True)
+            True, X.shape[0])
     J1 = K.cost_and_gradient_kernel(*args, 256, 16, g_default)
     J2 = K.cost_and_gradient_kernel(*args, chunk, max_slots, g_other)
     tol = 1e-12 if net.dtype == np.float64 else 2e-5

@@ -9,11 +9,14 @@
 """
 
 from ._threads import get_num_threads, set_num_threads
+from . import io
 from .gradcheck import check_gradient
+from .io import ModelFileError, load, save
 from .network import Network
 from .training import DivergenceError, TrainingHistory, TrainingInterrupted, train
 
 __version__ = "0.1.0"
 
 __all__ = ["Network", "train", "check_gradient", "set_num_threads", "get_num_threads",
-           "DivergenceError", "TrainingHistory", "TrainingInterrupted", "__version__"]
+           "DivergenceError", "TrainingHistory", "TrainingInterrupted", "save", "load",
+           "ModelFileError", "__version__"]

@@ -9,9 +9,10 @@ write leaves the previous checkpoint intact. Loading never unpickles.
 
 import json
 import os
-import tempfile
 
 import numpy as np
+
+from .io import atomic_write
 
 FORMAT = "fastbp-checkpoint"
 VERSION = 1
@@ -33,18 +34,7 @@ def save_checkpoint(path, net, state, history):
         iteration=np.array(state.get("iteration", 0), np.int64),
         history=np.asarray(history, np.float64),
         rng=np.array(json.dumps(rng) if rng is not None else ""))
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_checkpoint(path, net):

@@ -17,6 +17,15 @@ from .training import DivergenceError, TrainingHistory, TrainingInterrupted, tra
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name):
+    # The estimators import scikit-learn when it is there: load them on first use,
+    # so that `import fastbp` never does.
+    if name in ("MLPRegressor", "MLPClassifier"):
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
+
 __all__ = ["Network", "train", "check_gradient", "set_num_threads", "get_num_threads",
            "DivergenceError", "TrainingHistory", "TrainingInterrupted", "save", "load",
-           "ModelFileError", "__version__"]
+           "ModelFileError", "MLPRegressor", "MLPClassifier", "__version__"]

@@ -126,6 +126,16 @@ class Network:
         other.weights, other.biases = other.unflatten(other._theta)
         return other
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["weights"], state["biases"]  # views: rebuilt from θ on unpickling
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._theta = np.array(self._theta, dtype=self.dtype, order="C")  # own, writable
+        self.weights, self.biases = self.unflatten(self._theta)
+
     def copy(self):
         """An independent network with the same architecture and parameters."""
         return self.astype(self.dtype)

@@ -98,3 +98,13 @@ def test_copy_is_independent():
     other.theta = np.zeros(net.n_params)
     assert np.any(net.theta != 0)
     np.testing.assert_array_equal(other.weights[0], 0)
+
+
+def test_pickling_keeps_weights_as_views_of_theta():
+    import pickle
+    net = fastbp.Network([3, 4, 2], dtype=np.float32)
+    other = pickle.loads(pickle.dumps(net))
+    np.testing.assert_array_equal(other.theta, net.theta)
+    assert other.dtype == np.float32 and other.theta.flags.writeable
+    other.weights[0][0, 0] = 42.0
+    assert other.theta[0] == 42.0 and net.theta[0] != 42.0

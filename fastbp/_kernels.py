@@ -352,7 +352,7 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
 @kernel(parallel=True)
 def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
                              weight_decay, sparsity_delta, want_gradient, m_total,
-                             chunk, max_slots, grad):
+                             chunk, max_slots, workspace, grad):
     """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
 
     J = (1/m) Σ_k J(x^(k), y^(k)) + (λ/2) Σ_l ‖W^(l)‖²
@@ -361,32 +361,37 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
     with the sums over the rows of X and m = ``m_total`` (X.shape[0], or the
     examples on all MPI ranks when X is one rank's shard). Returns J without
     the sparsity term (the wrapper adds β Σ KL).
+
+    ``workspace`` has a row of at least 2·work_size + n_params entries per
+    slot (activations, residuals, ΔW and Δb), reused from call to call so the
+    kernel neither allocates nor page-faults its way through tens of MB.
     """
     dtype = theta.dtype
     m = X.shape[0]
     n_params = theta.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     n_work = work_size(sizes, chunk)
-
     slot_cost = np.zeros(n_slots, dtype)
-    slot_acts = np.empty((n_slots, n_work), dtype)
-    slot_deltas = np.empty((n_slots, n_work if want_gradient else 0), dtype)
     if want_gradient:
         for p in range(n_params):
             grad[p] = dtype.type(0)
     if n_slots == 1:
         # ΔW, Δb accumulate straight into grad.
+        row = workspace[0]
         slot_cost[0] = cost_and_gradient_slot(
             0, 1, chunk, theta, sizes, activations, use_blas, loss, X, Y, sparsity_delta,
-            want_gradient, slot_acts[0], slot_deltas[0], grad)
+            want_gradient, row[:n_work], row[n_work:2 * n_work], grad)
     else:
-        slot_grad = np.zeros((n_slots, n_params if want_gradient else 0), dtype)
         for s in prange(n_slots):
+            row = workspace[s]
+            slot_grad = row[2 * n_work:2 * n_work + (n_params if want_gradient else 0)]
+            for p in range(slot_grad.shape[0]):
+                slot_grad[p] = dtype.type(0)
             slot_cost[s] = cost_and_gradient_slot(
                 s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
-                sparsity_delta, want_gradient, slot_acts[s], slot_deltas[s], slot_grad[s])
+                sparsity_delta, want_gradient, row[:n_work], row[n_work:2 * n_work], slot_grad)
         if want_gradient:
-            sum_slots(slot_grad, grad)
+            sum_slots(workspace[:n_slots, 2 * n_work:2 * n_work + n_params], grad)
 
     inv_m = dtype.type(1) / dtype.type(m_total)
     data_cost = dtype.type(0)

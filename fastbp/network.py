@@ -122,6 +122,7 @@ class Network:
         other = Network.__new__(Network)
         other.__dict__.update(self.__dict__)
         other.dtype = check_dtype(dtype)
+        other.__dict__.pop("_work", None)  # scratch buffers are never shared
         other._theta = self._theta.astype(other.dtype)  # always a copy
         other.weights, other.biases = other.unflatten(other._theta)
         return other
@@ -129,6 +130,7 @@ class Network:
     def __getstate__(self):
         state = dict(self.__dict__)
         del state["weights"], state["biases"]  # views: rebuilt from θ on unpickling
+        state.pop("_work", None)               # scratch buffers
         return state
 
     def __setstate__(self, state):
@@ -169,12 +171,22 @@ class Network:
             J = K.cost_and_gradient_kernel(
                 theta, self._sizes, self._activation_codes, self._use_blas,
                 LOSSES[self.loss], X, Y, dt(weight_decay), sparsity_delta,
-                want_gradient, m_total, CHUNK, MAX_SLOTS, grad)
+                want_gradient, m_total, CHUNK, MAX_SLOTS, self._workspace(X.shape[0]), grad)
         if comm is not None:
             J = _allreduce_sum(comm, np.array([J], np.float64))[0]
             if want_gradient:
                 _allreduce_sum(comm, grad)
         return float(J) + sparsity_cost
+
+    def _workspace(self, m):
+        """Per-slot buffers for the gradient kernel, kept between calls (the
+        slots a batch of m examples uses: at most MAX_SLOTS)."""
+        slots = min(MAX_SLOTS, -(-m // CHUNK))
+        width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
+        ws = self.__dict__.get("_work")
+        if ws is None or ws.shape[0] < slots or ws.dtype != self.dtype:
+            ws = self._work = np.empty((slots, width), self.dtype)
+        return ws
 
     def _sparsity(self, theta, X, rho, beta, comm=None, m_total=None):
         """The sparse autoencoder's δ term and cost β Σ_j KL(ρ ‖ ρ̂_j) for layer 2."""

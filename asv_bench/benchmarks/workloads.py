@@ -20,7 +20,7 @@ def make(name, dtype, m=None, seed=0):
     sizes, default_m = WORKLOADS[name]
     m = default_m if m is None else m
     rng = np.random.default_rng(seed)
-    X = rng.random((m, sizes[0])).astype(dtype)
-    Y = rng.random((m, sizes[-1])).astype(dtype)
+    X = rng.random((m, sizes[0]), dtype=dtype)   # drawn in dtype: no temporary copy
+    Y = rng.random((m, sizes[-1]), dtype=dtype)
     net = fastbp.Network(sizes, dtype=dtype, seed=seed, epsilon=0.01)
     return net, X, Y

@@ -370,33 +370,52 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
     m = X.shape[0]
     n_params = theta.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
+    if n_slots == 1:
+        return cost_and_gradient_one_slot(theta, sizes, activations, use_blas, loss, X, Y,
+                                          weight_decay, sparsity_delta, want_gradient, m_total,
+                                          chunk, workspace, grad)
     n_work = work_size(sizes, chunk)
     slot_cost = np.zeros(n_slots, dtype)
+    for s in prange(n_slots):
+        row = workspace[s]
+        slot_grad = row[2 * n_work:2 * n_work + (n_params if want_gradient else 0)]
+        for p in range(slot_grad.shape[0]):
+            slot_grad[p] = dtype.type(0)
+        slot_cost[s] = cost_and_gradient_slot(
+            s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
+            sparsity_delta, want_gradient, row[:n_work], row[n_work:2 * n_work], slot_grad)
     if want_gradient:
-        for p in range(n_params):
-            grad[p] = dtype.type(0)
-    if n_slots == 1:
-        # ΔW, Δb accumulate straight into grad.
-        row = workspace[0]
-        slot_cost[0] = cost_and_gradient_slot(
-            0, 1, chunk, theta, sizes, activations, use_blas, loss, X, Y, sparsity_delta,
-            want_gradient, row[:n_work], row[n_work:2 * n_work], grad)
-    else:
-        for s in prange(n_slots):
-            row = workspace[s]
-            slot_grad = row[2 * n_work:2 * n_work + (n_params if want_gradient else 0)]
-            for p in range(slot_grad.shape[0]):
-                slot_grad[p] = dtype.type(0)
-            slot_cost[s] = cost_and_gradient_slot(
-                s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
-                sparsity_delta, want_gradient, row[:n_work], row[n_work:2 * n_work], slot_grad)
-        if want_gradient:
-            sum_slots(workspace[:n_slots, 2 * n_work:2 * n_work + n_params], grad)
-
-    inv_m = dtype.type(1) / dtype.type(m_total)
+        sum_slots(workspace[:n_slots, 2 * n_work:2 * n_work + n_params], grad)
     data_cost = dtype.type(0)
     for s in range(n_slots):
         data_cost += slot_cost[s]
+    return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
+                                    want_gradient, grad)
+
+
+@kernel()
+def cost_and_gradient_one_slot(theta, sizes, activations, use_blas, loss, X, Y, weight_decay,
+                               sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
+    """:func:`cost_and_gradient_kernel` for m ≤ chunk examples: one slot, no
+    thread pool, ΔW and Δb accumulated straight into ``grad``."""
+    if want_gradient:
+        for p in range(theta.shape[0]):
+            grad[p] = theta.dtype.type(0)
+    n_work = work_size(sizes, chunk)
+    row = workspace[0]
+    data_cost = cost_and_gradient_slot(0, 1, chunk, theta, sizes, activations, use_blas, loss,
+                                       X, Y, sparsity_delta, want_gradient, row[:n_work],
+                                       row[n_work:2 * n_work], grad)
+    return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
+                                    want_gradient, grad)
+
+
+@kernel()
+def finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay, want_gradient,
+                             grad):
+    """J = (1/m) Σ_k J_k + (λ/2) ΣW²;  grad := (1/m)(ΔW, Δb) + (λW, 0)."""
+    dtype = theta.dtype
+    inv_m = dtype.type(1) / dtype.type(m_total)
     decay = apply_weight_decay(theta, sizes, inv_m, weight_decay, want_gradient, grad)
     return data_cost * inv_m + dtype.type(0.5) * weight_decay * decay
 

@@ -167,11 +167,16 @@ class Network:
         want_gradient = grad is not None
         if grad is None:
             grad = np.empty(0, self.dtype)
+        # Up to one chunk of examples: the serial driver, which never wakes the
+        # thread pool (measured: the parallel one cost 40 µs more on 2-8-1, m = 256).
+        args = (theta, self._sizes, self._activation_codes, self._use_blas, LOSSES[self.loss],
+                X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK)
+        workspace = self._workspace(X.shape[0])
         with blas_single_threaded(self._use_blas.any()):
-            J = K.cost_and_gradient_kernel(
-                theta, self._sizes, self._activation_codes, self._use_blas,
-                LOSSES[self.loss], X, Y, dt(weight_decay), sparsity_delta,
-                want_gradient, m_total, CHUNK, MAX_SLOTS, self._workspace(X.shape[0]), grad)
+            if X.shape[0] <= CHUNK:
+                J = K.cost_and_gradient_one_slot(*args, workspace, grad)
+            else:
+                J = K.cost_and_gradient_kernel(*args, MAX_SLOTS, workspace, grad)
         if comm is not None:
             J = _allreduce_sum(comm, np.array([J], np.float64))[0]
             if want_gradient:

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _kernels as K
 
 
 def test_weights_and_biases_are_views_into_theta():

@@ -1,8 +1,6 @@
 """Checkpoint and resume: a real signal to a training subprocess, then a
 resumed run that ends bit-identical to one never interrupted."""
 
-import hashlib
-import os
 import signal
 import subprocess
 import sys
@@ -12,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from fastbp.checkpoint import CheckpointError, load_checkpoint
 from helpers import make_data, net_for
 
 RUN = textwrap.dedent("""

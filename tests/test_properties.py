@@ -81,3 +81,32 @@ def test_kernels_agree_with_the_naive_reference(problem):
     assert J == pytest.approx(J_ref, rel=tol, abs=tol)
     for g, r in zip((*gW, *gb), (*gW_ref, *gb_ref)):
         np.testing.assert_allclose(g, r, rtol=tol * 10, atol=tol)
+
+
+@SETTINGS
+@given(problems(max_m=700), st.integers(1, 2))
+def test_results_do_not_depend_on_the_thread_count(problem, threads):
+    net, X, Y = problem
+    before = fastbp.get_num_threads()
+    try:
+        fastbp.set_num_threads(min(threads, fastbp._threads.numba.config.NUMBA_NUM_THREADS))
+        J1, g1 = net.cost_and_gradient_flat(net.theta, X, Y, 1e-3)
+        fastbp.set_num_threads(1)
+        J2, g2 = net.cost_and_gradient_flat(net.theta, X, Y, 1e-3)
+    finally:
+        fastbp.set_num_threads(before)
+    assert J1 == J2
+    np.testing.assert_array_equal(g1, g2)
+
+
+@SETTINGS
+@given(problem=problems())
+def test_save_load_round_trip(tmp_path_factory, problem):
+    net, X, _ = problem
+    path = tmp_path_factory.mktemp("models") / "m.npz"
+    fastbp.save(net, path)
+    back = fastbp.load(path)
+    assert back.layer_sizes == net.layer_sizes and back.activations == net.activations
+    assert back.loss == net.loss and back.dtype == net.dtype
+    np.testing.assert_array_equal(back.theta, net.theta)
+    np.testing.assert_array_equal(back.predict(X), net.predict(X))

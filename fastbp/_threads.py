@@ -51,14 +51,18 @@ def _blas():
     return _blas_libraries
 
 
-@contextlib.contextmanager
 def blas_single_threaded(needed=True):
     """Hold every BLAS library to one thread inside the block, then restore
     the caller's settings. ``needed=False`` makes it a no-op (a network with
-    no BLAS layer pays nothing)."""
-    if not needed:
-        yield
-        return
+    no BLAS layer pays nothing, not even a generator)."""
+    return _blas_single_threaded() if needed else _NOTHING
+
+
+_NOTHING = contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _blas_single_threaded():
     libraries = _blas()
     before = [lib.get_num_threads() for lib in libraries]
     for lib, n in zip(libraries, before):

@@ -1,6 +1,7 @@
 """Input checks shared by the public API: every bad argument is caught here,
 named, and explained before any kernel runs."""
 
+import math
 import numbers
 
 import numpy as np
@@ -51,11 +52,14 @@ def check_dtype(dtype):
 
 def check_scalar(value, name, *, low=None, low_inclusive=True, integer=False):
     """A finite real number (or integer) with an optional lower bound."""
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
+    kind = type(value)
+    if kind is int or (kind is float and not integer):
+        pass  # plain Python numbers skip the (slow) abstract-base-class checks
+    elif isinstance(value, bool) or not isinstance(
+            value, numbers.Integral if integer else numbers.Real):
         what = "an integer" if integer else "a real number"
         raise TypeError(f"{name} must be {what}, got {type(value).__name__} {value!r}")
-    if not integer and not np.isfinite(value):
+    if not integer and not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
     if low is not None:
         if low_inclusive and value < low:

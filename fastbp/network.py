@@ -11,7 +11,7 @@ import numpy as np
 from . import _kernels as K
 from ._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
 from ._threads import blas_single_threaded
-from ._validation import check_data, check_dtype, check_scalar, check_theta
+from ._validation import all_finite, check_data, check_dtype, check_scalar, check_theta
 
 ACTIVATIONS = {"sigmoid": K.SIGMOID, "tanh": K.TANH, "relu": K.RELU, "identity": K.IDENTITY}
 LOSSES = {"squared": K.SQUARED, "cross_entropy": K.CROSS_ENTROPY}
@@ -72,6 +72,7 @@ class Network:
         self._use_blas = np.array(
             [s_in * s_out >= BLAS_MIN_WEIGHTS
              for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.bool_)
+        self._any_blas = bool(self._use_blas.any())
         self._theta = np.empty(self.n_params, dtype=self.dtype)
         self.weights, self.biases = self.unflatten(self._theta)
         self.initialize(init, epsilon, seed)
@@ -172,7 +173,7 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._use_blas, LOSSES[self.loss],
                 X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK)
         workspace = self._workspace(X.shape[0])
-        with blas_single_threaded(self._use_blas.any()):
+        with blas_single_threaded(self._any_blas):
             if X.shape[0] <= CHUNK:
                 J = K.cost_and_gradient_one_slot(*args, workspace, grad)
             else:
@@ -183,13 +184,19 @@ class Network:
                 _allreduce_sum(comm, grad)
         return float(J) + sparsity_cost
 
+    def _finite_theta(self):
+        """θ itself, after checking it is still finite (its views are writable)."""
+        if not all_finite(self._theta):
+            raise ValueError("theta contains NaN or Inf; every parameter must be finite")
+        return self._theta
+
     def _workspace(self, m):
         """Per-slot buffers for the gradient kernel, kept between calls (the
         slots a batch of m examples uses: at most MAX_SLOTS)."""
         slots = min(MAX_SLOTS, -(-m // CHUNK))
-        width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
         ws = self.__dict__.get("_work")
         if ws is None or ws.shape[0] < slots or ws.dtype != self.dtype:
+            width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
             ws = self._work = np.empty((slots, width), self.dtype)
         return ws
 
@@ -247,7 +254,7 @@ class Network:
         float
         """
         X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight)
-        theta = check_theta(self._theta, self.n_params, self.dtype)
+        theta = self._finite_theta()
         return self._evaluate(theta, X, Y, lam, rho, beta, None)
 
     def cost_and_gradient(self, X, Y, weight_decay=0.0, *, sparsity_target=None,
@@ -263,7 +270,7 @@ class Network:
             ∂J/∂b^(l) = (1/m) Δb^(l).
         """
         X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight)
-        theta = check_theta(self._theta, self.n_params, self.dtype)
+        theta = self._finite_theta()
         grad = np.empty(self.n_params, self.dtype)
         J = self._evaluate(theta, X, Y, lam, rho, beta, grad)
         grad_W, grad_b = self.unflatten(grad)
@@ -294,7 +301,7 @@ class Network:
         if len(self.layer_sizes) < 3:
             raise ValueError("the network has no hidden layer (it needs at least 3 layer sizes)")
         X, _ = check_data(X, None, self.layer_sizes, self.dtype)
-        theta = check_theta(self._theta, self.n_params, self.dtype)
+        theta = self._finite_theta()
         return self._mean_hidden_activation(theta, X)
 
     def _mean_hidden_activation(self, theta, X):
@@ -307,9 +314,9 @@ class Network:
     def predict(self, X):
         """h_{W,b}(x) for every row of X: ndarray of shape (m, s_{n_l})."""
         X, _ = check_data(X, None, self.layer_sizes, self.dtype)
-        theta = check_theta(self._theta, self.n_params, self.dtype)
+        theta = self._finite_theta()
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
-        with blas_single_threaded(self._use_blas.any()):
+        with blas_single_threaded(self._any_blas):
             K.predict_kernel(theta, self._sizes, self._activation_codes, self._use_blas,
                              X, CHUNK, MAX_SLOTS, out)
         return out

@@ -301,7 +301,7 @@ def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
     kind, momentum, beta1, beta2, eps, moments, step = rule
     m = X.shape[0]
     order = rng.permutation(m) if shuffle else np.arange(m)
-    with blas_single_threaded(net._use_blas.any()):
+    with blas_single_threaded(net._any_blas):
         return float(K.minibatch_epoch_kernel(
             net.theta, net._sizes, net._activation_codes, net._use_blas,
             K.SQUARED if net.loss == "squared" else K.CROSS_ENTROPY, X, Y, order, shuffle,

@@ -608,7 +608,36 @@ def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, eps
             theta[p] -= rate * m1[p] / (np.sqrt(m2[p]) + epsilon)
 
 
+#: Each mini-batch is cut into this many contiguous parts, one per thread, each
+#: with its own gradient buffer; the parts are summed in order. Fixed (never
+#: the thread count), so the result is bit-identical for any number of threads.
+BATCH_PARTS = 2
+
+
 @kernel()
+def minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled, lo, hi,
+                   capacity, acts, deltas, xb, yb, grad):
+    """ΔW, Δb of rows lo … hi−1 of the epoch's order into ``grad`` (zeroed
+    first); returns their summed cost."""
+    dtype = theta.dtype
+    for p in range(grad.shape[0]):
+        grad[p] = dtype.type(0)
+    no_sparsity = np.empty(0, dtype)
+    cost = dtype.type(0)
+    for start in range(lo, hi, capacity):
+        rows = min(capacity, hi - start)
+        if shuffled:
+            x = gather_rows(X, order, start, rows, xb)
+            y = gather_rows(Y, order, start, rows, yb)
+        else:
+            x = data_rows(X, start, rows)
+            y = data_rows(Y, start, rows)
+        cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+                               no_sparsity, acts, deltas, capacity, grad)
+    return cost
+
+
+@kernel(parallel=True)
 def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
                            batch_size, weight_decay, chunk, kind, learning_rate, momentum,
                            beta1, beta2, epsilon, state, step):
@@ -617,7 +646,8 @@ def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, orde
     For each batch B (rows ``order[k·b : (k+1)·b]`` when ``shuffled``, else
     consecutive rows) the gradient of the seed's J with m = |B|,
     g = ((1/|B|) ΔW + λW, (1/|B|) Δb), then one :func:`optimizer_step`
-    (for ``PLAIN`` that is the seed's W := W − α g).
+    (for ``PLAIN`` that is the seed's W := W − α g). A batch's ΔW, Δb are
+    computed in BATCH_PARTS parts in parallel and summed in part order.
     Returns the mean over batches of the batch cost J (before each update).
     """
     dtype = theta.dtype
@@ -625,31 +655,39 @@ def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, orde
     half = dtype.type(0.5)
     m = X.shape[0]
     n_params = theta.shape[0]
-    capacity = min(chunk, batch_size)
-    acts = np.empty(work_size(sizes, capacity), dtype)
-    deltas = np.empty(work_size(sizes, capacity), dtype)
+    n_parts = BATCH_PARTS if batch_size >= 2 * BATCH_PARTS else 1
+    capacity = min(chunk, (batch_size + n_parts - 1) // n_parts)
+    n_work = work_size(sizes, capacity)
+    acts = np.empty((n_parts, n_work), dtype)
+    deltas = np.empty((n_parts, n_work), dtype)
+    xb = np.empty((n_parts, capacity * X.shape[1]), dtype)
+    yb = np.empty((n_parts, capacity * Y.shape[1]), dtype)
+    part_grad = np.empty((n_parts, n_params), dtype)
+    part_cost = np.zeros(n_parts, dtype)
     grad = np.empty(n_params, dtype)
-    xb = np.empty(capacity * X.shape[1], dtype)
-    yb = np.empty(capacity * Y.shape[1], dtype)
-    no_sparsity = np.empty(0, dtype)
     n_batches = (m + batch_size - 1) // batch_size
     total = zero
     for k in range(n_batches):
         first = k * batch_size
         size = min(batch_size, m - first)
-        for p in range(n_params):
-            grad[p] = zero
+        if n_parts == 1:
+            part_cost[0] = minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order,
+                                          shuffled, first, first + size, capacity, acts[0],
+                                          deltas[0], xb[0], yb[0], part_grad[0])
+        else:
+            for p in prange(n_parts):
+                part_cost[p] = minibatch_part(
+                    theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+                    first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
+                    acts[p], deltas[p], xb[p], yb[p], part_grad[p])
         cost = zero
-        for start in range(first, first + size, capacity):
-            rows = min(capacity, first + size - start)
-            if shuffled:
-                x = gather_rows(X, order, start, rows, xb)
-                y = gather_rows(Y, order, start, rows, yb)
-            else:
-                x = data_rows(X, start, rows)
-                y = data_rows(Y, start, rows)
-            cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
-                                   no_sparsity, acts, deltas, capacity, grad)
+        for p in range(n_parts):
+            cost += part_cost[p]
+        for q in range(n_params):
+            g = part_grad[0, q]
+            for p in range(1, n_parts):
+                g += part_grad[p, q]
+            grad[q] = g
         inv_b = dtype.type(1) / dtype.type(size)
         decay = apply_weight_decay(theta, sizes, inv_b, weight_decay, True, grad)
         total += cost * inv_b + half * weight_decay * decay

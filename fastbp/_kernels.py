@@ -260,18 +260,14 @@ def accumulate(delta_next, a_prev, use_blas, dW, db):
     if use_blas:
         gemm_accumulate(delta_next, a_prev, dW)  # BLAS gemm with β = 1
     else:
-        # Narrow layers: one register sum over the chunk's rows per weight.
-        for i in range(n_out):
-            for j in range(n_in):
-                total = dW.dtype.type(0)
-                for r in range(rows):
-                    total += delta_next[r, i] * a_prev[r, j]
-                dW[i, j] += total
-    for i in range(n_out):
-        total = db.dtype.type(0)
         for r in range(rows):
-            total += delta_next[r, i]
-        db[i] += total
+            for i in range(n_out):
+                d = delta_next[r, i]
+                for j in range(n_in):
+                    dW[i, j] += d * a_prev[r, j]
+    for r in range(rows):
+        for i in range(n_out):
+            db[i] += delta_next[r, i]
 
 
 # --------------------------------------------------------------------------

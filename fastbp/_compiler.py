@@ -56,7 +56,9 @@ MAX_SLOTS = 16
 #: A layer whose weight matrix has at least this many entries does its matrix
 #: products (forward, hidden residual, weight gradient) with BLAS on the chunk,
 #: single-threaded inside each slot; narrower layers use the explicit loops.
-#: Chosen by measurement on 2 cores (m = 10,000, one thread, both dtypes):
-#: BLAS was faster from 8-8-8 (64 weights) up, by 1.2–1.8×; on 2-8-1 (8–16
-#: weights) the loops were faster.
+#: Measured on 2 cores by ``python asv_bench/kernel_choices.py`` (one thread,
+#: m = 10,000): BLAS beat the loops by 1.2-2.2x from 8-8-8 (64 weights) up to
+#: 64-25-64. On 2-8-1 the loops win at m = 256 (34 vs 46 us per gradient, one
+#: chunk, where holding BLAS to one thread costs a few us) and lose at
+#: m = 10,000 (1.4 vs 1.0 ms); the threshold favours the small case.
 BLAS_MIN_WEIGHTS = 64

@@ -1,0 +1,133 @@
+#!/usr/bin/env python
+"""Reproduce the measurements behind fastbp's kernel design choices.
+
+    python asv_bench/kernel_choices.py
+
+1. BLAS vs explicit loops per layer shape (one thread, m = 10,000, full-batch
+   gradient), and for a mini-batch SGD epoch (UFLDL shape, batch 32) — the
+   crossover behind ``BLAS_MIN_WEIGHTS`` in fastbp/_compiler.py.
+2. Single-threaded GEMM rate on fastbp's per-chunk shapes (256 rows, MNIST
+   layer) against a big 2048³ GEMM — why per-slot BLAS stays below the
+   machine's GEMM roofline.
+3. fastbp's vectorisable exp against numba's scalar ``np.exp``.
+4. The cost of one numba parallel region (what a parallel mini-batch pays).
+
+Interleaved best-of-N; the machine should be otherwise idle.
+"""
+
+import time
+
+import numpy as np
+from numba import njit, prange
+from threadpoolctl import threadpool_limits
+
+import fastbp
+from fastbp._exp import exp
+
+
+def best(fns, rounds=7, number=5):
+    res = [np.inf] * len(fns)
+    for _ in range(rounds):
+        for i, f in enumerate(fns):
+            t = time.perf_counter()
+            for _ in range(number):
+                f()
+            res[i] = min(res[i], (time.perf_counter() - t) / number)
+    return res
+
+
+def with_paths(net):
+    blas, loops = net.copy(), net.copy()
+    blas._use_blas = np.ones_like(net._use_blas)
+    loops._use_blas = np.zeros_like(net._use_blas)
+    blas._any_blas, loops._any_blas = True, False
+    return blas, loops
+
+
+def crossover():
+    print("1. BLAS vs loops, one thread, full-batch gradient, m = 10,000 (ms)")
+    fastbp.set_num_threads(1)
+    for sizes in [(2, 8, 1), (8, 8, 8), (16, 16, 16), (32, 16, 32), (64, 25, 64)]:
+        for dt in (np.float32, np.float64):
+            rng = np.random.default_rng(0)
+            X = rng.random((10_000, sizes[0]), dtype=dt)
+            Y = rng.random((10_000, sizes[-1]), dtype=dt)
+            blas, loops = with_paths(fastbp.Network(sizes, dtype=dt))
+            fns = [lambda n=n: n.cost_and_gradient(X, Y, 1e-4) for n in (blas, loops)]
+            for f in fns:
+                f()
+            b, l = best(fns)
+            print(f"   {'-'.join(map(str, sizes)):10s} {dt.__name__:8s} blas {b * 1e3:7.2f}  "
+                  f"loops {l * 1e3:7.2f}  loops/blas {l / b:4.2f}")
+    fastbp.set_num_threads(fastbp._threads.numba.config.NUMBA_NUM_THREADS)
+    print("   SGD epoch, 64-25-64, batch 32, m = 10,000, all threads (ms)")
+    for dt in (np.float32, np.float64):
+        rng = np.random.default_rng(0)
+        X = rng.random((10_000, 64), dtype=dt)
+        blas, loops = with_paths(fastbp.Network([64, 25, 64], dtype=dt))
+        fns = [lambda n=n: fastbp.train(n, X, X, optimizer="sgd", batch_size=32, iterations=1,
+                                        shuffle=False) for n in (blas, loops)]
+        for f in fns:
+            f()
+        b, l = best(fns, number=1)
+        print(f"   {dt.__name__:8s} blas {b * 1e3:7.2f}  loops {l * 1e3:7.2f}")
+
+
+def gemm_rates():
+    print("2. single-thread GEMM rate (GFLOP/s): big 2048^3 vs fastbp's chunk products")
+    for dt in (np.float32, np.float64):
+        rng = np.random.default_rng(0)
+        A, B = rng.random((2048, 2048), dtype=dt), rng.random((2048, 2048), dtype=dt)
+        a, W = rng.random((256, 784), dtype=dt), rng.random((256, 784), dtype=dt)
+        d = rng.random((256, 256), dtype=dt)
+        with threadpool_limits(1):
+            big = best([lambda: A @ B], rounds=3, number=1)[0]
+            chunk = best([lambda: (np.dot(a, W.T), np.dot(d.T, a))], number=10)[0]
+        print(f"   {dt.__name__:8s} big {2 * 2048 ** 3 / big / 1e9:6.1f}   "
+              f"chunk (256x784x256, forward + dW) {4 * 256 * 784 * 256 / chunk / 1e9:6.1f}")
+
+
+@njit(fastmath=True)
+def _fast_exp(x, out):
+    for i in range(x.shape[0]):
+        out[i] = exp(x[i])
+
+
+@njit(fastmath=True)
+def _libm_exp(x, out):
+    for i in range(x.shape[0]):
+        out[i] = np.exp(x[i])
+
+
+def exp_speed():
+    print("3. exp, ns per element (1,000,000 elements)")
+    for dt in (np.float32, np.float64):
+        x = np.random.default_rng(0).uniform(-30, 30, 1_000_000).astype(dt)
+        out = np.empty_like(x)
+        fns = [lambda: _fast_exp(x, out), lambda: _libm_exp(x, out)]
+        for f in fns:
+            f()
+        f, l = best(fns)
+        print(f"   {dt.__name__:8s} fastbp {f / x.size * 1e9:5.2f}  np.exp in numba "
+              f"{l / x.size * 1e9:5.2f}  ({l / f:.1f}x)")
+
+
+@njit(parallel=True)
+def _regions(a, n):
+    for _ in range(n):
+        for p in prange(2):
+            a[p] += 1.0
+
+
+def region_cost():
+    a = np.zeros(2)
+    _regions(a, 10)
+    t = best([lambda: _regions(a, 3000)], number=1)[0]
+    print(f"4. one numba parallel region (prange over 2): {t / 3000 * 1e6:.2f} us")
+
+
+if __name__ == "__main__":
+    crossover()
+    gemm_rates()
+    exp_speed()
+    region_cost()

@@ -102,6 +102,22 @@ def data_rows(X, start, rows):
     return X.reshape(X.shape[0] * n)[start * n:(start + rows) * n].reshape((rows, n))
 
 
+@kernel()
+def n_examples(X, order):
+    """m: the rows of X, or the length of ``order`` when it lists rows of X."""
+    return X.shape[0] if order.shape[0] == 0 else order.shape[0]
+
+
+@kernel()
+def example_rows(X, order, start, rows, buf):
+    """Examples ``start:start+rows``: a view of X's rows (``order`` empty), or
+    rows ``order[start:start+rows]`` of X gathered into ``buf`` — the values of
+    ``X[order]`` without ever copying X (train_many's index arrays)."""
+    if order.shape[0] == 0:
+        return data_rows(X, start, rows)
+    return gather_rows(X, order, start, rows, buf)
+
+
 # --------------------------------------------------------------------------
 # f and f'
 # --------------------------------------------------------------------------
@@ -327,17 +343,20 @@ def slot_chunks(slot, n_slots, n_chunks):
 
 @kernel()
 def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss,
-                           X, Y, sparsity_delta, want_gradient, acts, deltas, grad):
+                           X, Y, order, sparsity_delta, want_gradient, acts, deltas, xb, yb,
+                           grad):
     """One slot's run of chunks: adds their ΔW, Δb into ``grad`` (if
-    ``want_gradient``) and returns their summed cost Σ_k J(x^(k), y^(k))."""
-    m = X.shape[0]
+    ``want_gradient``) and returns their summed cost Σ_k J(x^(k), y^(k)).
+    The examples are X's rows, or X[order] gathered chunk by chunk into
+    ``xb``, ``yb`` (see :func:`example_rows`)."""
+    m = n_examples(X, order)
     first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
     cost = theta.dtype.type(0)
     for c in range(first, stop):
         start = c * chunk
         rows = min(chunk, m - start)
-        x = data_rows(X, start, rows)
-        y = data_rows(Y, start, rows)
+        x = example_rows(X, order, start, rows, xb)
+        y = example_rows(Y, order, start, rows, yb)
         if want_gradient:
             cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
                                    sparsity_delta, acts, deltas, chunk, grad)
@@ -347,14 +366,14 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
     return cost
 
 
-@kernel(parallel=True)
+@kernel()
 def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
                              weight_decay, sparsity_delta, want_gradient, m_total,
                              chunk, max_slots, workspace, grad):
     """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
 
     J = (1/m) Σ_k J(x^(k), y^(k)) + (λ/2) Σ_l ‖W^(l)‖²
-    grad_W = (1/m) ΔW + λ W,   grad_b = (1/m) Δb
+    grad_W = (1/m) ΔW + λW,   grad_b = (1/m) Δb
 
     with the sums over the rows of X and m = ``m_total`` (X.shape[0], or the
     examples on all MPI ranks when X is one rank's shard). Returns J without
@@ -363,27 +382,87 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
     ``workspace`` has a row of at least 2·work_size + n_params entries per
     slot (activations, residuals, ΔW and Δb), reused from call to call so the
     kernel neither allocates nor page-faults its way through tens of MB.
+    The slots run in parallel (:func:`cost_and_gradient_rows`).
     """
+    return cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y,
+                                  np.empty(0, np.int64), weight_decay, sparsity_delta,
+                                  want_gradient, m_total, chunk, max_slots, True, workspace,
+                                  grad)
+
+
+@kernel()
+def slot_buffers(row, n_work, n_params, chunk, n_x, n_y, want_gradient, gathered):
+    """A slot's workspace row: activations, residuals, ΔW/Δb, and (only when
+    the examples are gathered through an index array) a chunk of X and of Y."""
+    acts = row[:n_work]
+    deltas = row[n_work:2 * n_work]
+    slot_grad = row[2 * n_work:2 * n_work + (n_params if want_gradient else 0)]
+    off = 2 * n_work + n_params
+    xb = row[off:off + (chunk * n_x if gathered else 0)]
+    off += chunk * n_x if gathered else 0
+    yb = row[off:off + (chunk * n_y if gathered else 0)]
+    return acts, deltas, slot_grad, xb, yb
+
+
+@kernel()
+def gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y, order,
+                  sparsity_delta, want_gradient, row):
+    """Slot ``s`` of a multi-slot batch: zeroes its ΔW/Δb buffer in ``row``,
+    accumulates its chunks there and returns their summed cost."""
+    acts, deltas, slot_grad, xb, yb = slot_buffers(
+        row, work_size(sizes, chunk), theta.shape[0], chunk, X.shape[1], Y.shape[1],
+        want_gradient, order.shape[0] > 0)
+    for p in range(slot_grad.shape[0]):
+        slot_grad[p] = theta.dtype.type(0)
+    return cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss,
+                                  X, Y, order, sparsity_delta, want_gradient, acts, deltas,
+                                  xb, yb, slot_grad)
+
+
+@kernel(parallel=True)
+def gradient_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
+                            order, sparsity_delta, want_gradient, workspace, slot_cost):
+    """:func:`gradient_slot` for every slot, one slot per thread."""
+    for s in prange(n_slots):
+        slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas,
+                                     loss, X, Y, order, sparsity_delta, want_gradient,
+                                     workspace[s])
+
+
+@kernel()
+def cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y, order,
+                           weight_decay, sparsity_delta, want_gradient, m_total, chunk,
+                           max_slots, parallel, workspace, grad):
+    """:func:`cost_and_gradient_kernel` on X's rows, or on X[order] read in
+    place (``order`` non-empty; the workspace rows then also hold a chunk of X
+    and Y). The slots run in parallel if ``parallel``, else one after another
+    on the calling thread: the same slots and the same sums either way, so the
+    result is the same to the bit (train_many runs one network per thread)."""
     dtype = theta.dtype
-    m = X.shape[0]
+    m = n_examples(X, order)
     n_params = theta.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     if n_slots == 1:
-        return cost_and_gradient_one_slot(theta, sizes, activations, use_blas, loss, X, Y,
-                                          weight_decay, sparsity_delta, want_gradient, m_total,
-                                          chunk, workspace, grad)
+        return one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order,
+                             weight_decay, sparsity_delta, want_gradient, m_total, chunk,
+                             workspace, grad)
     n_work = work_size(sizes, chunk)
     slot_cost = np.zeros(n_slots, dtype)
-    for s in prange(n_slots):
-        row = workspace[s]
-        slot_grad = row[2 * n_work:2 * n_work + (n_params if want_gradient else 0)]
-        for p in range(slot_grad.shape[0]):
-            slot_grad[p] = dtype.type(0)
-        slot_cost[s] = cost_and_gradient_slot(
-            s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
-            sparsity_delta, want_gradient, row[:n_work], row[n_work:2 * n_work], slot_grad)
+    if parallel:
+        gradient_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, loss, X,
+                                Y, order, sparsity_delta, want_gradient, workspace, slot_cost)
+    else:
+        for s in range(n_slots):
+            slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, sizes, activations,
+                                         use_blas, loss, X, Y, order, sparsity_delta,
+                                         want_gradient, workspace[s])
     if want_gradient:
-        sum_slots(workspace[:n_slots, 2 * n_work:2 * n_work + n_params], grad)
+        slot_grad = workspace[:n_slots, 2 * n_work:2 * n_work + n_params]
+        if parallel:
+            sum_slots(slot_grad, grad)
+        else:
+            for k in range((n_params + REDUCE_BLOCK - 1) // REDUCE_BLOCK):
+                sum_slots_block(slot_grad, grad, k)
     data_cost = dtype.type(0)
     for s in range(n_slots):
         data_cost += slot_cost[s]
@@ -396,14 +475,24 @@ def cost_and_gradient_one_slot(theta, sizes, activations, use_blas, loss, X, Y, 
                                sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
     """:func:`cost_and_gradient_kernel` for m ≤ chunk examples: one slot, no
     thread pool, ΔW and Δb accumulated straight into ``grad``."""
+    return one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y,
+                         np.empty(0, np.int64), weight_decay, sparsity_delta, want_gradient,
+                         m_total, chunk, workspace, grad)
+
+
+@kernel()
+def one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order, weight_decay,
+                  sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
+    """:func:`cost_and_gradient_one_slot` on X's rows or on X[order]."""
     if want_gradient:
         for p in range(theta.shape[0]):
             grad[p] = theta.dtype.type(0)
-    n_work = work_size(sizes, chunk)
-    row = workspace[0]
+    acts, deltas, _, xb, yb = slot_buffers(
+        workspace[0], work_size(sizes, chunk), theta.shape[0], chunk, X.shape[1], Y.shape[1],
+        False, order.shape[0] > 0)
     data_cost = cost_and_gradient_slot(0, 1, chunk, theta, sizes, activations, use_blas, loss,
-                                       X, Y, sparsity_delta, want_gradient, row[:n_work],
-                                       row[n_work:2 * n_work], grad)
+                                       X, Y, order, sparsity_delta, want_gradient, acts,
+                                       deltas, xb, yb, grad)
     return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
                                     want_gradient, grad)
 
@@ -444,14 +533,21 @@ REDUCE_BLOCK = 16384
 def sum_slots(slot_grad, grad):
     """grad[p] = Σ_s slot_grad[s, p], slots summed in order for every p
     (parallel over blocks of parameters, so deterministic)."""
-    n_slots, n_params = slot_grad.shape
+    n_params = slot_grad.shape[1]
     n_blocks = (n_params + REDUCE_BLOCK - 1) // REDUCE_BLOCK
     for k in prange(n_blocks):
-        for p in range(k * REDUCE_BLOCK, min(n_params, (k + 1) * REDUCE_BLOCK)):
-            total = slot_grad[0, p]
-            for s in range(1, n_slots):
-                total += slot_grad[s, p]
-            grad[p] = total
+        sum_slots_block(slot_grad, grad, k)
+
+
+@kernel()
+def sum_slots_block(slot_grad, grad, k):
+    """Block ``k`` of :func:`sum_slots`: parameters k·REDUCE_BLOCK … ."""
+    n_slots, n_params = slot_grad.shape
+    for p in range(k * REDUCE_BLOCK, min(n_params, (k + 1) * REDUCE_BLOCK)):
+        total = slot_grad[0, p]
+        for s in range(1, n_slots):
+            total += slot_grad[s, p]
+        grad[p] = total
 
 
 @kernel()
@@ -504,46 +600,81 @@ def predict_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, out
 
 
 @kernel()
-def hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, acts, total):
-    """Adds Σ_k a^(2)(x^(k)) over the slot's chunks into ``total``."""
-    m = X.shape[0]
+def hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, order, xb, acts, total):
+    """Adds Σ_k a^(2)(x^(k)) over the slot's chunks into ``total`` (examples:
+    X's rows, or X[order] gathered into ``xb``)."""
+    m = n_examples(X, order)
     n_hidden = W.shape[0]
     first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
     for c in range(first, stop):
         start = c * chunk
         rows = min(chunk, m - start)
         a = acts[:rows * n_hidden].reshape((rows, n_hidden))
-        forward_layer(data_rows(X, start, rows), W, b, activation, use_blas, a)
+        forward_layer(example_rows(X, order, start, rows, xb), W, b, activation, use_blas, a)
         for r in range(rows):
             for j in range(n_hidden):
                 total[j] += a[r, j]
 
 
-@kernel(parallel=True)
+@kernel()
 def mean_activation_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, rho_hat):
     """ρ̂_j = (1/m) Σ_k a_j^(2)(x^(k)): the first hidden layer's mean activation
-    over all m examples, chunked like the other drivers."""
+    over all m examples, chunked like the other drivers (slots in parallel)."""
+    mean_activation_rows(theta, sizes, activations, use_blas, X, np.empty(0, np.int64), chunk,
+                         max_slots, True, rho_hat)
+
+
+@kernel(parallel=True)
+def hidden_sums_parallel(n_slots, chunk, W, b, activation, use_blas, X, order, slot_x,
+                         slot_acts, slot_sum):
+    for s in prange(n_slots):
+        hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, order, slot_x[s],
+                        slot_acts[s], slot_sum[s])
+
+
+@kernel()
+def mean_activation_rows(theta, sizes, activations, use_blas, X, order, chunk, max_slots,
+                         parallel, rho_hat):
+    """:func:`mean_activation_kernel` on X's rows or on X[order]; the slots run
+    in parallel if ``parallel``, else in turn (the same sums either way)."""
     dtype = theta.dtype
-    m = X.shape[0]
+    m = n_examples(X, order)
     n_hidden = sizes[1]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     slot_sum = np.zeros((n_slots, n_hidden), dtype)
     slot_acts = np.empty((n_slots, chunk * n_hidden), dtype)
+    slot_x = np.empty((n_slots, chunk * X.shape[1] if order.shape[0] > 0 else 0), dtype)
     W = weight_view(theta, sizes, 0)
     b = bias_view(theta, sizes, 0)
-    if n_slots == 1:
-        hidden_sum_slot(0, 1, chunk, W, b, activations[0], use_blas[0], X, slot_acts[0],
-                        slot_sum[0])
+    if n_slots == 1 or not parallel:
+        for s in range(n_slots):
+            hidden_sum_slot(s, n_slots, chunk, W, b, activations[0], use_blas[0], X, order,
+                            slot_x[s], slot_acts[s], slot_sum[s])
     else:
-        for s in prange(n_slots):
-            hidden_sum_slot(s, n_slots, chunk, W, b, activations[0], use_blas[0], X,
-                            slot_acts[s], slot_sum[s])
+        hidden_sums_parallel(n_slots, chunk, W, b, activations[0], use_blas[0], X, order,
+                             slot_x, slot_acts, slot_sum)
     inv_m = dtype.type(1) / dtype.type(m)
     for j in range(n_hidden):
         total = dtype.type(0)
         for s in range(n_slots):
             total += slot_sum[s, j]
         rho_hat[j] = total * inv_m
+
+
+@kernel()
+def sparsity_terms(rho_hat, rho, beta, delta):
+    """The sparse autoencoder's terms from ρ̂ (float64): δ_j = β(−ρ/ρ̂_j +
+    (1−ρ)/(1−ρ̂_j)) into ``delta`` (the network's dtype), and returns
+    (ok, β Σ_j KL(ρ ‖ ρ̂_j)) in float64; ok is False when some ρ̂_j is not
+    strictly inside (0, 1). One routine for train and train_many."""
+    kl = 0.0
+    for j in range(rho_hat.shape[0]):
+        r = rho_hat[j]
+        if not (r > 0.0 and r < 1.0):
+            return False, 0.0
+        kl += rho * np.log(rho / r) + (1.0 - rho) * np.log((1.0 - rho) / (1.0 - r))
+        delta[j] = beta * (-rho / r + (1.0 - rho) / (1.0 - r))
+    return True, beta * kl
 
 
 # --------------------------------------------------------------------------
@@ -633,23 +764,47 @@ def minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order, shuff
     return cost
 
 
-@kernel(parallel=True)
+@kernel()
 def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
                            batch_size, weight_decay, chunk, kind, learning_rate, momentum,
                            beta1, beta2, epsilon, state, step):
+    """:func:`minibatch_epoch` with each batch's parts in parallel."""
+    return minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+                           batch_size, weight_decay, chunk, kind, learning_rate, momentum,
+                           beta1, beta2, epsilon, state, step, True)
+
+
+@kernel(parallel=True)
+def minibatch_parts_parallel(n_parts, theta, sizes, activations, use_blas, loss, X, Y, order,
+                             shuffled, first, size, capacity, acts, deltas, xb, yb, part_grad,
+                             part_cost):
+    """The BATCH_PARTS parts of one batch, one per thread."""
+    for p in prange(n_parts):
+        part_cost[p] = minibatch_part(
+            theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+            first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
+            acts[p], deltas[p], xb[p], yb[p], part_grad[p])
+
+
+@kernel()
+def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+                    batch_size, weight_decay, chunk, kind, learning_rate, momentum,
+                    beta1, beta2, epsilon, state, step, parallel):
     """One pass over the data in mini-batches of ``batch_size`` examples.
 
     For each batch B (rows ``order[k·b : (k+1)·b]`` when ``shuffled``, else
     consecutive rows) the gradient of the seed's J with m = |B|,
     g = ((1/|B|) ΔW + λW, (1/|B|) Δb), then one :func:`optimizer_step`
     (for ``PLAIN`` that is the seed's W := W − α g). A batch's ΔW, Δb are
-    computed in BATCH_PARTS parts in parallel and summed in part order.
+    computed in BATCH_PARTS parts (in parallel if ``parallel``, else in turn
+    on this thread) and summed in part order, so both give the same bits.
+    The epoch has len(order) examples (X's rows, or the rows order lists).
     Returns the mean over batches of the batch cost J (before each update).
     """
     dtype = theta.dtype
     zero = dtype.type(0)
     half = dtype.type(0.5)
-    m = X.shape[0]
+    m = order.shape[0]
     n_params = theta.shape[0]
     n_parts = BATCH_PARTS if batch_size >= 2 * BATCH_PARTS else 1
     capacity = min(chunk, (batch_size + n_parts - 1) // n_parts)
@@ -666,16 +821,16 @@ def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, orde
     for k in range(n_batches):
         first = k * batch_size
         size = min(batch_size, m - first)
-        if n_parts == 1:
-            part_cost[0] = minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order,
-                                          shuffled, first, first + size, capacity, acts[0],
-                                          deltas[0], xb[0], yb[0], part_grad[0])
-        else:
-            for p in prange(n_parts):
+        if n_parts == 1 or not parallel:
+            for p in range(n_parts):
                 part_cost[p] = minibatch_part(
                     theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
                     first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
                     acts[p], deltas[p], xb[p], yb[p], part_grad[p])
+        else:
+            minibatch_parts_parallel(n_parts, theta, sizes, activations, use_blas, loss, X, Y,
+                                     order, shuffled, first, size, capacity, acts, deltas, xb,
+                                     yb, part_grad, part_cost)
         cost = zero
         for p in range(n_parts):
             cost += part_cost[p]

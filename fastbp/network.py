@@ -207,13 +207,13 @@ class Network:
         r = self._mean_hidden_activation(theta, X).astype(np.float64)
         if comm is not None:
             r = _allreduce_sum(comm, r * (X.shape[0] / m_total))
-        if np.any(r <= 0) or np.any(r >= 1):
+        delta = np.empty(r.shape[0], self.dtype)
+        ok, cost = K.sparsity_terms(r, float(rho), float(beta), delta)  # shared with train_many
+        if not ok:
             raise ValueError(
                 "sparsity needs mean hidden activations strictly inside (0, 1); "
                 "use a sigmoid first hidden layer")
-        kl = rho * np.log(rho / r) + (1 - rho) * np.log((1 - rho) / (1 - r))
-        delta = beta * (-rho / r + (1 - rho) / (1 - r))
-        return delta.astype(self.dtype), float(beta * kl.sum())
+        return delta, float(cost)
 
     def _check_sparsity(self, sparsity_target, sparsity_weight):
         beta = check_scalar(sparsity_weight, "sparsity_weight", low=0)

@@ -14,6 +14,7 @@ from .gradcheck import check_gradient
 from .io import ModelFileError, load, save
 from .network import Network
 from .training import DivergenceError, TrainingHistory, TrainingInterrupted, train
+from .many import train_many
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,6 @@ def __getattr__(name):
         return getattr(estimators, name)
     raise AttributeError(f"module 'fastbp' has no attribute {name!r}")
 
-__all__ = ["Network", "train", "check_gradient", "set_num_threads", "get_num_threads",
+__all__ = ["Network", "train", "train_many", "check_gradient", "set_num_threads", "get_num_threads",
            "DivergenceError", "TrainingHistory", "TrainingInterrupted", "save", "load",
            "ModelFileError", "MLPRegressor", "MLPClassifier", "__version__"]

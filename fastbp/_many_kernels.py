@@ -1,0 +1,153 @@
+"""Many networks at once: one ``prange`` over networks, nothing shared.
+
+Each network is trained by one thread, start to finish, with exactly the
+routines :func:`fastbp.train` runs for it — :func:`~fastbp._kernels.
+mean_activation_rows`, :func:`~fastbp._kernels.sparsity_terms`,
+:func:`~fastbp._kernels.cost_and_gradient_rows`,
+:func:`~fastbp._kernels.optimizer_step` and
+:func:`~fastbp._kernels.minibatch_epoch` — called with ``parallel=False``:
+the same slots, chunks and batch parts, summed in the same order, only run in
+turn on the network's thread instead of spread over the pool. Nothing crosses
+between networks (no reduction, no lock), so every network's θ and history
+are bit-identical to a ``train`` call of its own, for any thread count.
+
+Memory: the parameters and optimizer moments of every network (what ``train``
+would hold for each), and per *running* network (at most one per thread) its
+slot workspace — never a copy of X. A network that trains on its own rows of
+X (``order``: k-fold, bootstrap) reads them in place, gathering one chunk at
+a time into its workspace.
+
+Per network status codes (``status``): OK; NONFINITE_GRADIENT (J or ∇J not
+finite at the start of a step: θ and moments untouched, as ``train`` leaves
+them); NONFINITE_UPDATE (the update made θ or J non-finite: θ and moments
+restored to before it); BAD_SPARSITY (some ρ̂_j outside (0, 1)); STOPPED (the
+caller stopped it: early stopping or a callback).
+"""
+
+import numpy as np
+from numba import prange
+
+from . import _kernels as K
+from ._compiler import kernel
+
+OK, NONFINITE_GRADIENT, NONFINITE_UPDATE, BAD_SPARSITY, STOPPED = 0, 1, 2, 3, 4
+
+
+@kernel()
+def all_finite_1d(a):
+    for p in range(a.shape[0]):
+        if not np.isfinite(a[p]):
+            return False
+    return True
+
+
+@kernel()
+def rows_of(orders, starts, stops, i):
+    """Network i's index array (empty: all rows of X, read as they lie)."""
+    return orders[starts[i]:stops[i]]
+
+
+@kernel(parallel=True)
+def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
+                    weight_decays, rhos, betas, rates, kinds, momenta, beta1s, beta2s,
+                    epsilons, moments, steps, chunk, max_slots, width, active, costs,
+                    done, status):
+    """``rates.shape[1]`` full-batch steps of every active network.
+
+    thetas : (n_nets, n_params)  moments : (n_nets, 2, n_params)  steps : (n_nets, 1)
+    rates : (n_nets, n_steps), the step size of each network at each step
+    weight_decays, momenta, beta1s, beta2s, epsilons : (n_nets,) in θ's dtype
+    rhos, betas : (n_nets,) float64 (β = 0: no sparsity term)
+    costs : (n_nets, n_steps) float64 out, J before each step (as ``train``'s history)
+    done : (n_nets,) steps completed; status : (n_nets,) see the module docstring
+    """
+    n_nets, n_params = thetas.shape
+    n_steps = rates.shape[1]
+    dtype = thetas.dtype
+    n_hidden = sizes[1] if sizes.shape[0] > 2 else 0
+    for i in prange(n_nets):
+        if not active[i]:
+            continue
+        theta = thetas[i]
+        order = rows_of(orders, starts, stops, i)
+        m = K.n_examples(X, order)
+        n_slots = min(max_slots, (m + chunk - 1) // chunk)
+        workspace = np.empty((n_slots, width), dtype)
+        grad = np.empty(n_params, dtype)
+        previous = np.empty(n_params, dtype)
+        previous_moments = np.empty((2, n_params), dtype)
+        rho_hat = np.empty(n_hidden, dtype)
+        r = np.empty(n_hidden, np.float64)
+        sparse = np.empty(n_hidden if betas[i] != 0.0 else 0, dtype)
+        for t in range(n_steps):
+            sparsity_cost = 0.0
+            if betas[i] != 0.0:
+                K.mean_activation_rows(theta, sizes, activations, use_blas, X, order, chunk,
+                                       max_slots, False, rho_hat)
+                for j in range(n_hidden):
+                    r[j] = np.float64(rho_hat[j])
+                ok, sparsity_cost = K.sparsity_terms(r, rhos[i], betas[i], sparse)
+                if not ok:
+                    status[i] = BAD_SPARSITY
+                    break
+            previous[:] = theta
+            previous_moments[:] = moments[i]
+            J = np.float64(K.cost_and_gradient_rows(
+                theta, sizes, activations, use_blas, loss, X, Y, order, weight_decays[i],
+                sparse, True, m, chunk, max_slots, False, workspace, grad)) + sparsity_cost
+            if not (np.isfinite(J) and all_finite_1d(grad)):
+                status[i] = NONFINITE_GRADIENT
+                break
+            K.optimizer_step(theta, grad, kinds[i], rates[i, t], momenta[i], beta1s[i],
+                             beta2s[i], epsilons[i], moments[i], steps[i])
+            if not all_finite_1d(theta):
+                theta[:] = previous
+                moments[i][:] = previous_moments
+                status[i] = NONFINITE_UPDATE
+                break
+            costs[i, t] = J
+            done[i] += 1
+
+
+@kernel(parallel=True)
+def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
+               shuffled, batch_size, weight_decays, rates, kinds, momenta, beta1s, beta2s,
+               epsilons, moments, steps, chunk, active, costs, status):
+    """One mini-batch epoch of every active network, each over its own
+    ``order`` (a permutation of its rows, or its rows in order); ``rates``
+    (n_nets,) and ``costs`` (n_nets,) float64 out, the epoch's J."""
+    n_nets = thetas.shape[0]
+    for i in prange(n_nets):
+        if not active[i]:
+            continue
+        theta = thetas[i]
+        previous = theta.copy()
+        previous_moments = moments[i].copy()
+        J = np.float64(K.minibatch_epoch(
+            theta, sizes, activations, use_blas, loss, X, Y, rows_of(orders, starts, stops, i),
+            shuffled, batch_size, weight_decays[i], chunk, kinds[i], rates[i], momenta[i],
+            beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i], False))
+        if not (np.isfinite(J) and all_finite_1d(theta)):
+            theta[:] = previous
+            moments[i][:] = previous_moments
+            status[i] = NONFINITE_UPDATE
+        costs[i] = J
+
+
+@kernel(parallel=True)
+def cost_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
+              chunk, max_slots, width, active, costs):
+    """J (data term only, λ = 0, no sparsity) of every active network on its
+    rows — the validation cost ``train``'s early stopping computes."""
+    n_nets = thetas.shape[0]
+    dtype = thetas.dtype
+    no_gradient = np.empty(0, dtype)
+    for i in prange(n_nets):
+        if not active[i]:
+            continue
+        order = rows_of(orders, starts, stops, i)
+        m = K.n_examples(X, order)
+        workspace = np.empty((min(max_slots, (m + chunk - 1) // chunk), width), dtype)
+        costs[i] = np.float64(K.cost_and_gradient_rows(
+            thetas[i], sizes, activations, use_blas, loss, X, Y, order, dtype.type(0),
+            np.empty(0, dtype), False, m, chunk, max_slots, False, workspace, no_gradient))

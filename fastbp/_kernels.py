@@ -188,16 +188,45 @@ def forward_layer(a_prev, W, b, activation, use_blas, a):
 
 
 @kernel()
-def output_residual(a, y, activation, loss, delta):
+def log_softmax(a, r, i, a_prev, W, b):
+    """log a_i^(n_l) of row r, where a = softmax(z), z = W a_prev + b.
+
+    log a_i = z_i − logsumexp(z). Where a_i is at least √tiny (≈ 1e−154 in
+    float64, 1e−19 in float32) it is a normal number computed to a few ulp
+    and ``log(a_i)`` is exact to a few ulp. Below that, a_i may have
+    underflowed or been clamped by ``exp`` (its argument is held above −708,
+    resp. −87), so log a_i is rebuilt from the logits instead:
+    log a_i = (z_i − z_k) + log a_k, with k the row's largest entry
+    (a_k ≥ 1/s_{n_l}, so log a_k is exact) and
+    z_i − z_k = Σ_j (W_ij − W_kj) a_prev_j + b_i − b_k recomputed from the
+    layer's input — O(s_{n_l−1}) work, paid only for such entries.
+    """
+    cutoff = np.sqrt(np.finfo(a.dtype).tiny)
+    if a[r, i] >= cutoff:
+        return np.log(a[r, i])
+    n = a.shape[1]
+    k = 0
+    for j in range(1, n):
+        if a[r, j] > a[r, k]:
+            k = j
+    diff = b[i] - b[k]
+    for j in range(a_prev.shape[1]):
+        diff += (W[i, j] - W[k, j]) * a_prev[r, j]
+    return diff + np.log(a[r, k])
+
+
+@kernel()
+def output_residual(a, y, activation, loss, delta, a_prev, W, b):
     """Step 2 for one chunk; returns the chunk's summed cost Σ_k J(x^(k), y^(k)).
 
     squared:        J = ½ ‖a − y‖²,   δ_i = −(y_i − a_i) · f'(z_i)
-    cross_entropy:  J = −Σ_i y_i log a_i with a = softmax(z),
+    cross_entropy:  J = −Σ_i y_i log a_i with a = softmax(z), log a_i =
+                    z_i − logsumexp(z) (see :func:`log_softmax`; ``a_prev``,
+                    ``W``, ``b`` are the output layer's input and parameters),
                     δ_i = a_i Σ_j y_j − y_i  (= a_i − y_i when the row of y sums to 1)
     """
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
-    tiny = np.finfo(a.dtype).tiny
     rows, n = a.shape
     cost = zero
     if loss == SQUARED:
@@ -213,7 +242,7 @@ def output_residual(a, y, activation, loss, delta):
             for i in range(n):
                 total += y[r, i]
                 if y[r, i] != zero:
-                    cost -= y[r, i] * np.log(max(a[r, i], tiny))
+                    cost -= y[r, i] * log_softmax(a, r, i, a_prev, W, b)
             for i in range(n):
                 delta[r, i] = a[r, i] * total - y[r, i]
     return cost
@@ -297,7 +326,9 @@ def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
     top = n_layers - 1
     a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity)
     delta = rows_view(deltas, top, sizes, rows, capacity)
-    cost = output_residual(a_out, y, activations[top - 1], loss, delta)
+    a_top = x if top == 1 else rows_view(acts, top - 1, sizes, rows, capacity)
+    cost = output_residual(a_out, y, activations[top - 1], loss, delta, a_top,
+                           weight_view(theta, sizes, top - 1), bias_view(theta, sizes, top - 1))
     for l in range(top - 1, -1, -1):
         a_prev = x if l == 0 else rows_view(acts, l, sizes, rows, capacity)
         accumulate(delta, a_prev, use_blas[l], weight_view(grad, sizes, l),
@@ -343,7 +374,10 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
                                    sparsity_delta, acts, deltas, chunk, grad)
         else:
             a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, chunk)
-            cost += chunk_cost(a_out, y, loss)
+            top = sizes.shape[0] - 1
+            a_top = x if top == 1 else rows_view(acts, top - 1, sizes, rows, chunk)
+            cost += chunk_cost(a_out, y, loss, a_top, weight_view(theta, sizes, top - 1),
+                               bias_view(theta, sizes, top - 1))
     return cost
 
 
@@ -419,11 +453,11 @@ def finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay, wan
 
 
 @kernel()
-def chunk_cost(a, y, loss):
-    """The chunk's summed cost alone (no residual), for ``Network.cost``."""
+def chunk_cost(a, y, loss, a_prev, W, b):
+    """The chunk's summed cost alone (no residual), for ``Network.cost``;
+    ``a_prev``, ``W``, ``b`` as in :func:`output_residual`."""
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
-    tiny = np.finfo(a.dtype).tiny
     cost = zero
     rows, n = a.shape
     for r in range(rows):
@@ -432,7 +466,7 @@ def chunk_cost(a, y, loss):
                 diff = a[r, i] - y[r, i]
                 cost += half * diff * diff
             elif y[r, i] != zero:
-                cost -= y[r, i] * np.log(max(a[r, i], tiny))
+                cost -= y[r, i] * log_softmax(a, r, i, a_prev, W, b)
     return cost
 
 

@@ -678,7 +678,12 @@ def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, orde
     g = ((1/|B|) ΔW + λW, (1/|B|) Δb), then one :func:`optimizer_step`
     (for ``PLAIN`` that is the seed's W := W − α g). A batch's ΔW, Δb are
     computed in BATCH_PARTS parts in parallel and summed in part order.
-    Returns the mean over batches of the batch cost J (before each update).
+
+    Returns the epoch's mean per-example cost (1/m) Σ_B |B| J_B, where J_B is
+    batch B's cost at θ before its update — its data term (1/|B|) Σ_{k∈B} J_k
+    plus the decay term (λ/2) Σ_l ‖W^(l)‖² — so every example counts once and
+    a short last batch weighs only its |B|/m (an unweighted mean over batches
+    would over-weight it).
     """
     dtype = theta.dtype
     zero = dtype.type(0)
@@ -720,7 +725,7 @@ def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, orde
             grad[q] = g
         inv_b = dtype.type(1) / dtype.type(size)
         decay = apply_weight_decay(theta, sizes, inv_b, weight_decay, True, grad)
-        total += cost * inv_b + half * weight_decay * decay
+        total += dtype.type(size) * (cost * inv_b + half * weight_decay * decay)  # |B| J_B
         optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, epsilon,
                        state, step)
-    return total / dtype.type(n_batches)
+    return total / dtype.type(m)

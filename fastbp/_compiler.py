@@ -13,6 +13,8 @@ fastmath flags, on-disk caching and error model are set here and nowhere else.
   instead of raising, which also lets the compiler vectorise divisions.
 """
 
+import warnings
+
 import numba
 
 FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
@@ -33,13 +35,41 @@ def kernel(parallel=False, reassociate=True):
     its design (the exp's Cody–Waite range reduction); the flags travel with
     each instruction, so they hold wherever the function is inlined.
     """
-    return numba.njit(
+    options = dict(
         parallel=dict(PRANGE_ONLY) if parallel else False,
         fastmath=set(FASTMATH) if reassociate else set(FASTMATH) - {"reassoc"},
-        cache=True,
         error_model="numpy",
         nogil=True,
     )
+
+    def decorate(func):
+        if _cache["enabled"]:
+            try:
+                return numba.njit(cache=True, **options)(func)
+            except RuntimeError as error:
+                if "no locator available" not in str(error):
+                    raise
+                _disable_cache()
+        return numba.njit(cache=False, **options)(func)
+
+    return decorate
+
+
+#: Whether compiled kernels are cached on disk. numba looks for a writable
+#: cache directory (``NUMBA_CACHE_DIR``, then ``__pycache__`` next to the
+#: sources, then the user's cache directory) when a cached function is
+#: decorated, and raises if there is none — as in a read-only install run by a
+#: user without a writable home. fastbp then compiles without a cache (kernels
+#: are compiled afresh in each process) and says so once.
+_cache = {"enabled": True}
+
+
+def _disable_cache():
+    _cache["enabled"] = False
+    warnings.warn(
+        "fastbp cannot cache its compiled kernels: neither the package directory nor the "
+        "user cache directory is writable, so every process compiles them afresh. Set "
+        "NUMBA_CACHE_DIR to a writable directory to cache them.", RuntimeWarning, stacklevel=3)
 
 
 #: Examples per chunk. A chunk is the unit of work of the parallel kernels: its

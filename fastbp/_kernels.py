@@ -204,16 +204,45 @@ def forward_layer(a_prev, W, b, activation, use_blas, a):
 
 
 @kernel()
-def output_residual(a, y, activation, loss, delta):
+def log_softmax(a, r, i, a_prev, W, b):
+    """log a_i^(n_l) of row r, where a = softmax(z), z = W a_prev + b.
+
+    log a_i = z_i − logsumexp(z). Where a_i is at least √tiny (≈ 1e−154 in
+    float64, 1e−19 in float32) it is a normal number computed to a few ulp
+    and ``log(a_i)`` is exact to a few ulp. Below that, a_i may have
+    underflowed or been clamped by ``exp`` (its argument is held above −708,
+    resp. −87), so log a_i is rebuilt from the logits instead:
+    log a_i = (z_i − z_k) + log a_k, with k the row's largest entry
+    (a_k ≥ 1/s_{n_l}, so log a_k is exact) and
+    z_i − z_k = Σ_j (W_ij − W_kj) a_prev_j + b_i − b_k recomputed from the
+    layer's input — O(s_{n_l−1}) work, paid only for such entries.
+    """
+    cutoff = np.sqrt(np.finfo(a.dtype).tiny)
+    if a[r, i] >= cutoff:
+        return np.log(a[r, i])
+    n = a.shape[1]
+    k = 0
+    for j in range(1, n):
+        if a[r, j] > a[r, k]:
+            k = j
+    diff = b[i] - b[k]
+    for j in range(a_prev.shape[1]):
+        diff += (W[i, j] - W[k, j]) * a_prev[r, j]
+    return diff + np.log(a[r, k])
+
+
+@kernel()
+def output_residual(a, y, activation, loss, delta, a_prev, W, b):
     """Step 2 for one chunk; returns the chunk's summed cost Σ_k J(x^(k), y^(k)).
 
     squared:        J = ½ ‖a − y‖²,   δ_i = −(y_i − a_i) · f'(z_i)
-    cross_entropy:  J = −Σ_i y_i log a_i with a = softmax(z),
+    cross_entropy:  J = −Σ_i y_i log a_i with a = softmax(z), log a_i =
+                    z_i − logsumexp(z) (see :func:`log_softmax`; ``a_prev``,
+                    ``W``, ``b`` are the output layer's input and parameters),
                     δ_i = a_i Σ_j y_j − y_i  (= a_i − y_i when the row of y sums to 1)
     """
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
-    tiny = np.finfo(a.dtype).tiny
     rows, n = a.shape
     cost = zero
     if loss == SQUARED:
@@ -229,7 +258,7 @@ def output_residual(a, y, activation, loss, delta):
             for i in range(n):
                 total += y[r, i]
                 if y[r, i] != zero:
-                    cost -= y[r, i] * np.log(max(a[r, i], tiny))
+                    cost -= y[r, i] * log_softmax(a, r, i, a_prev, W, b)
             for i in range(n):
                 delta[r, i] = a[r, i] * total - y[r, i]
     return cost
@@ -313,7 +342,9 @@ def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
     top = n_layers - 1
     a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity)
     delta = rows_view(deltas, top, sizes, rows, capacity)
-    cost = output_residual(a_out, y, activations[top - 1], loss, delta)
+    a_top = x if top == 1 else rows_view(acts, top - 1, sizes, rows, capacity)
+    cost = output_residual(a_out, y, activations[top - 1], loss, delta, a_top,
+                           weight_view(theta, sizes, top - 1), bias_view(theta, sizes, top - 1))
     for l in range(top - 1, -1, -1):
         a_prev = x if l == 0 else rows_view(acts, l, sizes, rows, capacity)
         accumulate(delta, a_prev, use_blas[l], weight_view(grad, sizes, l),
@@ -362,7 +393,10 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
                                    sparsity_delta, acts, deltas, chunk, grad)
         else:
             a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, chunk)
-            cost += chunk_cost(a_out, y, loss)
+            top = sizes.shape[0] - 1
+            a_top = x if top == 1 else rows_view(acts, top - 1, sizes, rows, chunk)
+            cost += chunk_cost(a_out, y, loss, a_top, weight_view(theta, sizes, top - 1),
+                               bias_view(theta, sizes, top - 1))
     return cost
 
 
@@ -508,11 +542,11 @@ def finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay, wan
 
 
 @kernel()
-def chunk_cost(a, y, loss):
-    """The chunk's summed cost alone (no residual), for ``Network.cost``."""
+def chunk_cost(a, y, loss, a_prev, W, b):
+    """The chunk's summed cost alone (no residual), for ``Network.cost``;
+    ``a_prev``, ``W``, ``b`` as in :func:`output_residual`."""
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
-    tiny = np.finfo(a.dtype).tiny
     cost = zero
     rows, n = a.shape
     for r in range(rows):
@@ -521,7 +555,7 @@ def chunk_cost(a, y, loss):
                 diff = a[r, i] - y[r, i]
                 cost += half * diff * diff
             elif y[r, i] != zero:
-                cost -= y[r, i] * np.log(max(a[r, i], tiny))
+                cost -= y[r, i] * log_softmax(a, r, i, a_prev, W, b)
     return cost
 
 
@@ -799,7 +833,12 @@ def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuf
     computed in BATCH_PARTS parts (in parallel if ``parallel``, else in turn
     on this thread) and summed in part order, so both give the same bits.
     The epoch has len(order) examples (X's rows, or the rows order lists).
-    Returns the mean over batches of the batch cost J (before each update).
+
+    Returns the epoch's mean per-example cost (1/m) Σ_B |B| J_B, where J_B is
+    batch B's cost at θ before its update — its data term (1/|B|) Σ_{k∈B} J_k
+    plus the decay term (λ/2) Σ_l ‖W^(l)‖² — so every example counts once and
+    a short last batch weighs only its |B|/m (an unweighted mean over batches
+    would over-weight it).
     """
     dtype = theta.dtype
     zero = dtype.type(0)
@@ -841,7 +880,7 @@ def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuf
             grad[q] = g
         inv_b = dtype.type(1) / dtype.type(size)
         decay = apply_weight_decay(theta, sizes, inv_b, weight_decay, True, grad)
-        total += cost * inv_b + half * weight_decay * decay
+        total += dtype.type(size) * (cost * inv_b + half * weight_decay * decay)  # |B| J_B
         optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, epsilon,
                        state, step)
-    return total / dtype.type(n_batches)
+    return total / dtype.type(m)

@@ -6,6 +6,9 @@ from 1 there and from 0 here). Each public method validates its input once,
 converts it at most once, and calls one kernel from :mod:`fastbp._kernels`.
 """
 
+import contextlib
+import threading
+
 import numpy as np
 
 from . import _kernels as K
@@ -124,6 +127,7 @@ class Network:
         other.__dict__.update(self.__dict__)
         other.dtype = check_dtype(dtype)
         other.__dict__.pop("_work", None)  # scratch buffers are never shared
+        other.__dict__.pop("_work_lock", None)
         other._theta = self._theta.astype(other.dtype)  # always a copy
         other.weights, other.biases = other.unflatten(other._theta)
         return other
@@ -132,6 +136,7 @@ class Network:
         state = dict(self.__dict__)
         del state["weights"], state["biases"]  # views: rebuilt from θ on unpickling
         state.pop("_work", None)               # scratch buffers
+        state.pop("_work_lock", None)
         return state
 
     def __setstate__(self, state):
@@ -172,8 +177,7 @@ class Network:
         # thread pool (measured: the parallel one cost 40 µs more on 2-8-1, m = 256).
         args = (theta, self._sizes, self._activation_codes, self._use_blas, LOSSES[self.loss],
                 X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK)
-        workspace = self._workspace(X.shape[0])
-        with blas_single_threaded(self._any_blas):
+        with self._scratch(X.shape[0]) as workspace, blas_single_threaded(self._any_blas):
             if X.shape[0] <= CHUNK:
                 J = K.cost_and_gradient_one_slot(*args, workspace, grad)
             else:
@@ -192,13 +196,39 @@ class Network:
 
     def _workspace(self, m):
         """Per-slot buffers for the gradient kernel, kept between calls (the
-        slots a batch of m examples uses: at most MAX_SLOTS)."""
+        slots a batch of m examples uses: at most MAX_SLOTS). Only for the
+        holder of the workspace lock: use :meth:`_scratch`."""
         slots = min(MAX_SLOTS, -(-m // CHUNK))
         ws = self.__dict__.get("_work")
         if ws is None or ws.shape[0] < slots or ws.dtype != self.dtype:
-            width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
-            ws = self._work = np.empty((slots, width), self.dtype)
+            ws = self._work = self._new_workspace(slots)
         return ws
+
+    def _new_workspace(self, slots):
+        width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
+        return np.empty((slots, width), self.dtype)
+
+    @contextlib.contextmanager
+    def _scratch(self, m):
+        """The gradient kernel's workspace for one call on m examples.
+
+        The kernels run without the GIL, so two Python threads using one
+        network at once must not share it. The first caller takes the
+        network's kept workspace under a lock; a call that finds the lock
+        taken does not wait for it but works in a private workspace of its
+        own, so concurrent calls are correct and still run in parallel.
+        """
+        lock = self.__dict__.get("_work_lock")
+        if lock is None:
+            with _LOCK_CREATION:
+                lock = self.__dict__.setdefault("_work_lock", threading.Lock())
+        if lock.acquire(blocking=False):
+            try:
+                yield self._workspace(m)
+            finally:
+                lock.release()
+        else:
+            yield self._new_workspace(min(MAX_SLOTS, -(-m // CHUNK)))
 
     def _sparsity(self, theta, X, rho, beta, comm=None, m_total=None):
         """The sparse autoencoder's δ term and cost β Σ_j KL(ρ ‖ ρ̂_j) for layer 2."""
@@ -320,6 +350,11 @@ class Network:
             K.predict_kernel(theta, self._sizes, self._activation_codes, self._use_blas,
                              X, CHUNK, MAX_SLOTS, out)
         return out
+
+
+#: Guards the lazy creation of each network's workspace lock (networks made
+#: by ``__new__``, unpickling or :meth:`Network.astype` get theirs on first use).
+_LOCK_CREATION = threading.Lock()
 
 
 def _allreduce_sum(comm, buf):

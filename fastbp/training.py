@@ -129,8 +129,10 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
     Returns
     -------
     TrainingHistory of shape (n_iterations,)
-        gd: J before each step; sgd, adam: the mean mini-batch J of each
-        epoch; lbfgs: J after each iteration.
+        gd: J before each step; sgd, adam: each epoch's mean per-example
+        cost, (1/m) Σ_B |B| J_B over its mini-batches B (each J_B at the
+        parameters before B's update, decay term included), so a short last
+        batch weighs only its share; lbfgs: J after each iteration.
     """
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -297,7 +299,8 @@ def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t, co
 
 
 def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
-    """One pass of mini-batch updates; returns the mean batch cost."""
+    """One pass of mini-batch updates; returns the epoch's mean per-example
+    cost (1/m) Σ_B |B| J_B."""
     kind, momentum, beta1, beta2, eps, moments, step = rule
     m = X.shape[0]
     order = rng.permutation(m) if shuffle else np.arange(m)

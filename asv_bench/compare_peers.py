@@ -820,7 +820,54 @@ def parse_args(argv=None):
                     help=f"idle seconds before every timed sample, so the previous library's "
                          f"thread pool goes to sleep (default {PAUSE_S})")
     ap.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    ap.add_argument("--contention", action="store_true",
+                    help="instead of the peer tables: fastbp beside one busy process per core "
+                         "(and quiet, and right after a numpy matmul), default threads against "
+                         "one thread (benchmarks/bench_contention.py)")
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="--contention: measure every case this many times, report the range")
     return ap.parse_args(argv)
+
+
+def run_contention(args):
+    """The thread-policy table: ratio of the median time with fastbp's default
+    threads to the median with one thread, interleaved, in the same conditions."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from benchmarks.bench_contention import (CASES, available_cores, make_call, measure,
+                                             numpy_burst)
+    import fastbp
+    cores = available_cores()
+    print(f"fastbp {fastbp.__version__}: default threads = {fastbp.get_num_threads()}, "
+          f"busy competitors = {cores} (one per core), median of {args.rounds} interleaved "
+          f"calls each, {args.repeats} repeat(s); ratio = default / one thread")
+    header = ["case", "quiet: default", "quiet: 1 thread", "quiet ratio",
+              "loaded: default", "loaded: 1 thread", "loaded ratio", "after numpy ratio"]
+    rows = []
+    for name in CASES:
+        call = make_call(name)
+        cells = {k: [] for k in ("qd", "q1", "ld", "l1", "nr")}
+        for _ in range(args.repeats):
+            qd, q1 = measure(call, 0, reps=args.rounds)
+            ld, l1 = measure(call, cores, reps=args.rounds)
+            nd, n1 = measure(call, 0, reps=args.rounds, before=numpy_burst())
+            for k, v in zip(cells, (qd, q1, ld, l1, nd / n1)):
+                cells[k].append(v)
+
+        def span(values, ms=True):
+            lo, hi = min(values), max(values)
+            f = (lambda v: f"{v * 1e3:.3g} ms") if ms else (lambda v: f"{v:.2f}")
+            return f(lo) if len(values) == 1 else f"{f(lo)}–{f(hi)}"
+
+        ratio = lambda a, b: span([x / y for x, y in zip(cells[a], cells[b])], ms=False)
+        rows.append([name, span(cells["qd"]), span(cells["q1"]), ratio("qd", "q1"),
+                     span(cells["ld"]), span(cells["l1"]), ratio("ld", "l1"),
+                     span(cells["nr"], ms=False)])
+        print("  " + " | ".join(rows[-1]), flush=True)
+    if args.markdown:
+        print("\n| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    return 0
 
 
 def _optional_imports():
@@ -844,6 +891,8 @@ def _optional_imports():
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.contention:
+        return run_contention(args)
     all_cores = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                  else os.cpu_count())
     threads = args.threads or all_cores

@@ -11,10 +11,14 @@
    machine's GEMM roofline.
 3. fastbp's vectorisable exp against numba's scalar ``np.exp``.
 4. The cost of one numba parallel region (what a parallel mini-batch pays).
+5. ``--threshold``: the work at which threads start to pay, quiet and beside
+   one busy process per core — the measurement behind
+   ``PARALLEL_MIN_FLOPS`` in fastbp/_threads.py.
 
-Interleaved best-of-N; the machine should be otherwise idle.
+Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
 
+import sys
 import time
 
 import numpy as np
@@ -126,7 +130,42 @@ def region_cost():
     print(f"4. one numba parallel region (prange over 2): {t / 3000 * 1e6:.2f} us")
 
 
+def threshold():
+    """Full-batch gradient: one thread against the parallel path on all
+    threads (forced by PARALLEL_MIN_FLOPS = 0), quiet and loaded."""
+    import os
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from benchmarks.bench_contention import available_cores, measure
+    from fastbp import _threads
+    print(f"5. threads against one thread by work (full-batch gradient, float64, "
+          f"{fastbp.get_num_threads()} threads; ratio = threads / one thread, median of 9)")
+    print(f"   {'shape':12s} {'m':>6s} {'MFLOP':>8s} {'1 thread':>10s} {'quiet':>7s} "
+          f"{'loaded':>7s}")
+    saved = _threads.PARALLEL_MIN_FLOPS
+    _threads.PARALLEL_MIN_FLOPS = 0.0
+    try:
+        for sizes, ms in [((10, 100, 1), (331, 1024, 4096, 16384)),
+                          ((64, 32, 10), (600, 1203, 2400, 4800, 9600)),
+                          ((64, 25, 64), (600, 1200, 2400, 4800, 10_000)),
+                          ((784, 256, 10), (300, 600, 1200, 2400))]:
+            for m in ms:
+                rng = np.random.default_rng(0)
+                X, Y = rng.random((m, sizes[0])), rng.random((m, sizes[-1]))
+                net = fastbp.Network(sizes)
+                call = lambda: net.cost_and_gradient(X, Y, 1e-4)
+                flops = 3 * net._forward_flops * m
+                qd, q1 = measure(call, 0)
+                ld, l1 = measure(call, available_cores())
+                print(f"   {'-'.join(map(str, sizes)):12s} {m:6d} {flops / 1e6:8.1f} "
+                      f"{q1 * 1e3:8.3f}ms {qd / q1:7.2f} {ld / l1:7.2f}", flush=True)
+    finally:
+        _threads.PARALLEL_MIN_FLOPS = saved
+
+
 if __name__ == "__main__":
+    if "--threshold" in sys.argv[1:]:
+        threshold()
+        sys.exit(0)
     crossover()
     gemm_rates()
     exp_speed()

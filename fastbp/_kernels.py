@@ -403,7 +403,7 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
 @kernel()
 def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
                              weight_decay, sparsity_delta, want_gradient, m_total,
-                             chunk, max_slots, workspace, grad):
+                             chunk, max_slots, parallel, workspace, grad):
     """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
 
     J = (1/m) Σ_k J(x^(k), y^(k)) + (λ/2) Σ_l ‖W^(l)‖²
@@ -416,11 +416,12 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
     ``workspace`` has a row of at least 2·work_size + n_params entries per
     slot (activations, residuals, ΔW and Δb), reused from call to call so the
     kernel neither allocates nor page-faults its way through tens of MB.
-    The slots run in parallel (:func:`cost_and_gradient_rows`).
+    The slots run in parallel if ``parallel`` (:func:`cost_and_gradient_rows`),
+    else in turn on the calling thread: the same result to the bit.
     """
     return cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y,
                                   np.empty(0, np.int64), weight_decay, sparsity_delta,
-                                  want_gradient, m_total, chunk, max_slots, True, workspace,
+                                  want_gradient, m_total, chunk, max_slots, parallel, workspace,
                                   grad)
 
 
@@ -620,17 +621,28 @@ def predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, acts
 
 
 @kernel(parallel=True)
-def predict_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, out):
-    """h_{W,b}(x) for every row of X into ``out`` (m, s_{n_l})."""
+def predict_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, X, slot_acts,
+                           out):
+    """:func:`predict_slot` for every slot, one slot per thread."""
+    for s in prange(n_slots):
+        predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, slot_acts[s],
+                     out)
+
+
+@kernel()
+def predict_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, parallel, out):
+    """h_{W,b}(x) for every row of X into ``out`` (m, s_{n_l}); the slots run
+    in parallel if ``parallel``, else in turn (each row's result is the same)."""
     m = X.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     slot_acts = np.empty((n_slots, work_size(sizes, chunk)), theta.dtype)
-    if n_slots == 1:
-        predict_slot(0, 1, chunk, theta, sizes, activations, use_blas, X, slot_acts[0], out)
-    else:
-        for s in prange(n_slots):
+    if n_slots == 1 or not parallel:
+        for s in range(n_slots):
             predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X,
                          slot_acts[s], out)
+    else:
+        predict_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, X,
+                               slot_acts, out)
 
 
 @kernel()
@@ -651,11 +663,13 @@ def hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, order, xb,
 
 
 @kernel()
-def mean_activation_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, rho_hat):
+def mean_activation_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, parallel,
+                           rho_hat):
     """ρ̂_j = (1/m) Σ_k a_j^(2)(x^(k)): the first hidden layer's mean activation
-    over all m examples, chunked like the other drivers (slots in parallel)."""
+    over all m examples, chunked like the other drivers (slots in parallel if
+    ``parallel``)."""
     mean_activation_rows(theta, sizes, activations, use_blas, X, np.empty(0, np.int64), chunk,
-                         max_slots, True, rho_hat)
+                         max_slots, parallel, rho_hat)
 
 
 @kernel(parallel=True)
@@ -769,9 +783,11 @@ def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, eps
             theta[p] -= rate * m1[p] / (np.sqrt(m2[p]) + epsilon)
 
 
-#: Each mini-batch is cut into this many contiguous parts, one per thread, each
-#: with its own gradient buffer; the parts are summed in order. Fixed (never
-#: the thread count), so the result is bit-identical for any number of threads.
+#: A mini-batch big enough to share (see :mod:`fastbp._threads`) is cut into
+#: this many contiguous parts, one per thread, each with its own gradient
+#: buffer; the parts are summed in order. The number of parts depends on the
+#: batch's work only (never the thread count), so the result is bit-identical
+#: for any number of threads; a small batch is one part.
 BATCH_PARTS = 2
 
 
@@ -800,12 +816,12 @@ def minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order, shuff
 
 @kernel()
 def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
-                           batch_size, weight_decay, chunk, kind, learning_rate, momentum,
-                           beta1, beta2, epsilon, state, step):
-    """:func:`minibatch_epoch` with each batch's parts in parallel."""
+                           batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
+                           beta1, beta2, epsilon, state, step, parallel):
+    """:func:`minibatch_epoch` (each batch's parts in parallel if ``parallel``)."""
     return minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
-                           batch_size, weight_decay, chunk, kind, learning_rate, momentum,
-                           beta1, beta2, epsilon, state, step, True)
+                           batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
+                           beta1, beta2, epsilon, state, step, parallel)
 
 
 @kernel(parallel=True)
@@ -822,7 +838,7 @@ def minibatch_parts_parallel(n_parts, theta, sizes, activations, use_blas, loss,
 
 @kernel()
 def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
-                    batch_size, weight_decay, chunk, kind, learning_rate, momentum,
+                    batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
                     beta1, beta2, epsilon, state, step, parallel):
     """One pass over the data in mini-batches of ``batch_size`` examples.
 
@@ -830,8 +846,9 @@ def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuf
     consecutive rows) the gradient of the seed's J with m = |B|,
     g = ((1/|B|) ΔW + λW, (1/|B|) Δb), then one :func:`optimizer_step`
     (for ``PLAIN`` that is the seed's W := W − α g). A batch's ΔW, Δb are
-    computed in BATCH_PARTS parts (in parallel if ``parallel``, else in turn
-    on this thread) and summed in part order, so both give the same bits.
+    computed in ``parts`` parts (1, or BATCH_PARTS for a batch worth sharing;
+    in parallel if ``parallel``, else in turn on this thread) and summed in
+    part order, so both give the same bits.
     The epoch has len(order) examples (X's rows, or the rows order lists).
 
     Returns the epoch's mean per-example cost (1/m) Σ_B |B| J_B, where J_B is
@@ -845,7 +862,7 @@ def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuf
     half = dtype.type(0.5)
     m = order.shape[0]
     n_params = theta.shape[0]
-    n_parts = BATCH_PARTS if batch_size >= 2 * BATCH_PARTS else 1
+    n_parts = parts if batch_size >= 2 * parts else 1
     capacity = min(chunk, (batch_size + n_parts - 1) // n_parts)
     n_work = work_size(sizes, capacity)
     acts = np.empty((n_parts, n_work), dtype)

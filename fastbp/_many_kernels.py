@@ -111,8 +111,8 @@ def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, st
 
 @kernel(parallel=True)
 def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
-               shuffled, batch_size, weight_decays, rates, kinds, momenta, beta1s, beta2s,
-               epsilons, moments, steps, chunk, active, costs, status):
+               shuffled, batch_size, parts, weight_decays, rates, kinds, momenta, beta1s,
+               beta2s, epsilons, moments, steps, chunk, active, costs, status):
     """One mini-batch epoch of every active network, each over its own
     ``order`` (a permutation of its rows, or its rows in order); ``rates``
     (n_nets,) and ``costs`` (n_nets,) float64 out, the epoch's J."""
@@ -125,7 +125,7 @@ def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts,
         previous_moments = moments[i].copy()
         J = np.float64(K.minibatch_epoch(
             theta, sizes, activations, use_blas, loss, X, Y, rows_of(orders, starts, stops, i),
-            shuffled, batch_size, weight_decays[i], chunk, kinds[i], rates[i], momenta[i],
+            shuffled, batch_size, parts, weight_decays[i], chunk, kinds[i], rates[i], momenta[i],
             beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i], False))
         if not (np.isfinite(J) and all_finite_1d(theta)):
             theta[:] = previous

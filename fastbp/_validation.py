@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 
 from ._compiler import kernel
+from . import _threads
 from numba import prange
 
 SUPPORTED_DTYPES = (np.float32, np.float64)
@@ -22,8 +23,7 @@ def _finite_block(flat, lo, hi):
 
 @kernel(parallel=True)
 def _all_finite(flat, block):
-    """True when no entry of ``flat`` is NaN or ±Inf; constant extra memory.
-    Small arrays are scanned without waking the thread pool."""
+    """True when no entry of ``flat`` is NaN or ±Inf; constant extra memory."""
     n = flat.shape[0]
     n_blocks = (n + block - 1) // block
     if n_blocks == 1:
@@ -34,9 +34,21 @@ def _all_finite(flat, block):
     return ok.all()
 
 
+#: Arrays with fewer entries are scanned serially (a scan of 4 M entries takes
+#: a few ms on one core, more than a parallel region costs on a shared machine).
+PARALLEL_SCAN_MIN = 1 << 22
+
+
 def all_finite(a):
     """Whether a float array holds only finite numbers (no temporary of its size)."""
-    return bool(_all_finite(a.reshape(-1), 1 << 18)) if a.size else True
+    if not a.size:
+        return True
+    flat = a.reshape(-1)
+    n = _threads.plan(_threads.PARALLEL_MIN_FLOPS) if flat.size >= PARALLEL_SCAN_MIN else 0
+    if n:
+        with _threads.parallel_region(n):
+            return bool(_all_finite(flat, 1 << 18))
+    return bool(_finite_block(flat, 0, flat.size))
 
 
 def check_dtype(dtype):

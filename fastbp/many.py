@@ -232,7 +232,7 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
                     fit, sizes_fit, shuffle, shuffle_rngs, active, m)
                 costs = np.zeros((n_nets, 1), np.float64)
                 MK.epoch_many(thetas, *net_args, X, Y, orders, starts, stops, shuffled,
-                              batch_size, lam_d, rates(t), kinds, mu_d, b1_d, b2_d, eps_d,
+                              batch_size, nets[0]._batch_parts(batch_size), lam_d, rates(t), kinds, mu_d, b1_d, b2_d, eps_d,
                               moments, steps, CHUNK, active, costs[:, 0], status)
                 done = np.where(status == MK.OK, 1, 0)
             val_costs = None

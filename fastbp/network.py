@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
+from . import _threads
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_data, check_dtype, check_scalar, check_theta
 
@@ -76,6 +77,10 @@ class Network:
             [s_in * s_out >= BLAS_MIN_WEIGHTS
              for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.bool_)
         self._any_blas = bool(self._use_blas.any())
+        # Floating-point operations of one example's forward pass, 2 Σ_l s_l s_{l+1}:
+        # what the thread policy weighs to decide whether a call is worth threads.
+        self._forward_flops = 2 * sum(
+            s_in * s_out for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
         self._theta = np.empty(self.n_params, dtype=self.dtype)
         self.weights, self.biases = self.unflatten(self._theta)
         self.initialize(init, epsilon, seed)
@@ -173,20 +178,29 @@ class Network:
         want_gradient = grad is not None
         if grad is None:
             grad = np.empty(0, self.dtype)
-        # Up to one chunk of examples: the serial driver, which never wakes the
-        # thread pool (measured: the parallel one cost 40 µs more on 2-8-1, m = 256).
         args = (theta, self._sizes, self._activation_codes, self._use_blas, LOSSES[self.loss],
-                X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK)
+                X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK, MAX_SLOTS)
+        # Forward, residuals and ΔW: about three forward passes of work.
+        threads = _threads.plan(3 * self._forward_flops * X.shape[0]) if X.shape[0] > CHUNK else 0
         with self._scratch(X.shape[0]) as workspace, blas_single_threaded(self._any_blas):
-            if X.shape[0] <= CHUNK:
-                J = K.cost_and_gradient_one_slot(*args, workspace, grad)
+            if threads:
+                with _threads.parallel_region(threads):
+                    J = K.cost_and_gradient_kernel(*args, True, workspace, grad)
             else:
-                J = K.cost_and_gradient_kernel(*args, MAX_SLOTS, workspace, grad)
+                J = K.cost_and_gradient_kernel(*args, False, workspace, grad)
         if comm is not None:
             J = _allreduce_sum(comm, np.array([J], np.float64))[0]
             if want_gradient:
                 _allreduce_sum(comm, grad)
         return float(J) + sparsity_cost
+
+    def _batch_parts(self, batch_size):
+        """Parts a mini-batch's gradient is cut into: BATCH_PARTS when the
+        batch's work is worth threads (forward, residuals and ΔW: about three
+        forward passes), else 1. Depends on the architecture and batch size
+        only, so the result is bit-identical for any thread count."""
+        return K.BATCH_PARTS if _threads.worth_sharing(
+            3 * self._forward_flops * batch_size) else 1
 
     def _finite_theta(self):
         """θ itself, after checking it is still finite (its views are writable)."""
@@ -336,9 +350,15 @@ class Network:
 
     def _mean_hidden_activation(self, theta, X):
         rho_hat = np.empty(self.layer_sizes[1], self.dtype)
+        args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
+                rho_hat)
+        threads = _threads.plan(2 * self.layer_sizes[0] * self.layer_sizes[1] * X.shape[0])
         with blas_single_threaded(self._use_blas[0]):
-            K.mean_activation_kernel(theta, self._sizes, self._activation_codes,
-                                     self._use_blas, X, CHUNK, MAX_SLOTS, rho_hat)
+            if threads:
+                with _threads.parallel_region(threads):
+                    K.mean_activation_kernel(*args[:-1], True, rho_hat)
+            else:
+                K.mean_activation_kernel(*args[:-1], False, rho_hat)
         return rho_hat
 
     def predict(self, X):
@@ -346,9 +366,15 @@ class Network:
         X, _ = check_data(X, None, self.layer_sizes, self.dtype)
         theta = self._finite_theta()
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
+        args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
+                out)
+        threads = _threads.plan(self._forward_flops * X.shape[0])
         with blas_single_threaded(self._any_blas):
-            K.predict_kernel(theta, self._sizes, self._activation_codes, self._use_blas,
-                             X, CHUNK, MAX_SLOTS, out)
+            if threads:
+                with _threads.parallel_region(threads):
+                    K.predict_kernel(*args[:-1], True, out)
+            else:
+                K.predict_kernel(*args[:-1], False, out)
         return out
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _kernels as K
 from ._compiler import CHUNK
+from . import _threads
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_scalar
 from .checkpoint import load_checkpoint, save_checkpoint
@@ -304,12 +305,19 @@ def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
     kind, momentum, beta1, beta2, eps, moments, step = rule
     m = X.shape[0]
     order = rng.permutation(m) if shuffle else np.arange(m)
-    with blas_single_threaded(net._any_blas):
-        return float(K.minibatch_epoch_kernel(
-            net.theta, net._sizes, net._activation_codes, net._use_blas,
+    # A batch is split between threads only when its own work is worth it: the
+    # batches follow one another, so every batch is a parallel region.
+    parts = net._batch_parts(batch_size)
+    threads = _threads.plan(3 * net._forward_flops * batch_size) if parts > 1 else 0
+    args = (net.theta, net._sizes, net._activation_codes, net._use_blas,
             K.SQUARED if net.loss == "squared" else K.CROSS_ENTROPY, X, Y, order, shuffle,
-            batch_size, net.dtype.type(weight_decay), CHUNK, kind, rate, momentum, beta1,
-            beta2, eps, moments, step))
+            batch_size, parts, net.dtype.type(weight_decay), CHUNK,
+            kind, rate, momentum, beta1, beta2, eps, moments, step)
+    with blas_single_threaded(net._any_blas):
+        if threads:
+            with _threads.parallel_region(threads):
+                return float(K.minibatch_epoch_kernel(*args, True))
+        return float(K.minibatch_epoch_kernel(*args, False))
 
 
 def _rng(state, seed):

@@ -54,11 +54,15 @@ FLOAT32_IR = textwrap.dedent("""
     from fastbp import _kernels as K
     net = fastbp.Network([6, 5, 4], dtype=np.float32, activations=["tanh", "sigmoid"])
     X = np.random.default_rng(0).random((600, 6)).astype(np.float32)
-    net.cost_and_gradient(X, X[:, :4], 1e-4)
-    net.cost(X, X[:, :4], 1e-4)
-    fastbp.train(net, X, X[:, :4], iterations=1, optimizer="sgd", shuffle=True)
-    net.predict(X)
-    for kernel in (K.cost_and_gradient_kernel, K.minibatch_epoch_kernel, K.predict_kernel):
+    for threads in (1, 2):  # the serial path, then the parallel one
+        fastbp.set_num_threads(threads)
+        net.cost_and_gradient(X, X[:, :4], 1e-4)
+        net.cost(X, X[:, :4], 1e-4)
+        fastbp.train(net, X, X[:, :4], iterations=1, optimizer="sgd", shuffle=True)
+        net.predict(X)
+    for kernel in (K.cost_and_gradient_kernel, K.minibatch_epoch_kernel, K.predict_kernel,
+                   K.gradient_slots_parallel, K.minibatch_parts_parallel,
+                   K.predict_slots_parallel):
         (sig,) = kernel.signatures
         ir = kernel.inspect_llvm(sig)
         arith = re.findall(r"= (?:fadd|fsub|fmul|fdiv|fneg)[a-z ]* (float|double) ", ir)
@@ -72,11 +76,14 @@ def test_float32_kernels_never_compute_in_float64():
     # A Python float constant would promote float32 arithmetic to double.
     # Compile the float32 kernels afresh (an empty cache, so the IR is there)
     # and read their LLVM IR: float arithmetic, and no double arithmetic.
-    env = dict(os.environ, NUMBA_CACHE_DIR=tempfile.mkdtemp())
+    # FASTBP_PARALLEL_MIN_FLOPS=0 runs (and so compiles) the parallel routines too.
+    env = dict(os.environ, NUMBA_CACHE_DIR=tempfile.mkdtemp(), FASTBP_PARALLEL_MIN_FLOPS="0",
+               NUMBA_NUM_THREADS="2")
     out = subprocess.run([sys.executable, "-c", FLOAT32_IR], env=env, capture_output=True,
                          text=True, timeout=900)
     assert out.returncode == 0, out.stderr
-    lines = out.stdout.split("\n")[:3]
+    lines = out.stdout.split("\n")[:6]
+    assert len(lines) == 6 and all(lines), out.stdout
     for line in lines:
         name, n_float, n_double, n_widened, _ = line.split(" ", 4)
         assert int(n_float) > 50, line

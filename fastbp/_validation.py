@@ -84,6 +84,8 @@ def check_scalar(value, name, *, low=None, low_inclusive=True, integer=False):
 def as_float_array(a, name, dtype, ndim):
     """``a`` as a C-contiguous array of ``dtype``; the caller's array is never
     modified and is copied only when its dtype or layout differ."""
+    if type(a) is np.ndarray and a.dtype == dtype and a.ndim == ndim and a.flags.c_contiguous:
+        return a  # the common case, in well under a microsecond
     if isinstance(a, (str, bytes)) or a is None:
         raise TypeError(f"{name} must be a numeric array, got {type(a).__name__}")
     try:
@@ -99,11 +101,30 @@ def as_float_array(a, name, dtype, ndim):
     return np.ascontiguousarray(arr, dtype=dtype)
 
 
-def check_data(X, Y, layer_sizes, dtype):
-    """Validate and convert a training set: X (m, s_1), Y (m, s_{n_l})."""
+@kernel()
+def _first_not_finite(X, Y, theta):
+    """Which of X, Y, θ (all C-contiguous) holds a NaN or ±Inf first: 1, 2, 3,
+    or 0 for none — one call instead of three (each call costs ~1 µs)."""
+    if not _finite_block(X.reshape(X.size), 0, X.size):
+        return 1
+    if not _finite_block(Y.reshape(Y.size), 0, Y.size):
+        return 2
+    if not _finite_block(theta, 0, theta.size):
+        return 3
+    return 0
+
+
+_NOT_FINITE = {1: "X contains NaN or Inf; every input must be finite",
+               2: "Y contains NaN or Inf; every target must be finite",
+               3: "theta contains NaN or Inf; every parameter must be finite"}
+
+
+def check_data(X, Y, layer_sizes, dtype, theta=None):
+    """Validate and convert a training set: X (m, s_1), Y (m, s_{n_l});
+    ``theta``, if given, is checked to be finite too (in the same pass)."""
     s_in, s_out = layer_sizes[0], layer_sizes[-1]
     X = as_float_array(X, "X", dtype, 2)
-    if Y is not None and np.ndim(Y) == 1 and s_out == 1:
+    if Y is not None and s_out == 1 and np.ndim(Y) == 1:
         Y = np.asarray(Y).reshape(-1, 1)
     Y = None if Y is None else as_float_array(Y, "Y", dtype, 2)
     m = X.shape[0]
@@ -111,15 +132,20 @@ def check_data(X, Y, layer_sizes, dtype):
         raise ValueError("X has 0 rows; expected at least one example (m >= 1)")
     if X.shape[1] != s_in:
         raise ValueError(f"X has {X.shape[1]} columns, the network expects {s_in} (layer_sizes[0])")
-    if not all_finite(X):
-        raise ValueError("X contains NaN or Inf; every input must be finite")
     if Y is not None:
         if Y.shape[0] != m:
             raise ValueError(f"X has {m} rows but Y has {Y.shape[0]}; expected one target row per example")
         if Y.shape[1] != s_out:
             raise ValueError(f"Y has {Y.shape[1]} columns, the network has {s_out} outputs (layer_sizes[-1])")
-        if not all_finite(Y):
-            raise ValueError("Y contains NaN or Inf; every target must be finite")
+    n = X.size + (0 if Y is None else Y.size) + (0 if theta is None else theta.size)
+    if n < PARALLEL_SCAN_MIN:
+        code = _first_not_finite(X, X[:0] if Y is None else Y,
+                                 X.reshape(-1)[:0] if theta is None else theta)
+    else:
+        code = (1 if not all_finite(X) else 2 if Y is not None and not all_finite(Y)
+                else 3 if theta is not None and not all_finite(theta) else 0)
+    if code:
+        raise ValueError(_NOT_FINITE[code])
     return X, Y
 
 

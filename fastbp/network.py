@@ -6,7 +6,6 @@ from 1 there and from 0 here). Each public method validates its input once,
 converts it at most once, and calls one kernel from :mod:`fastbp._kernels`.
 """
 
-import contextlib
 import threading
 
 import numpy as np
@@ -102,13 +101,15 @@ class Network:
 
     def unflatten(self, flat):
         """Views (W^(l)…), (b^(l)…) into a flat vector laid out like θ."""
-        weights, biases, off = [], [], 0
-        for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-            weights.append(flat[off:off + s_out * s_in].reshape(s_out, s_in))
-            off += s_out * s_in
-            biases.append(flat[off:off + s_out])
-            off += s_out
-        return tuple(weights), tuple(biases)
+        layout = self.__dict__.get("_layout")
+        if layout is None:
+            layout, off = [], 0
+            for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
+                layout.append((off, off + s_out * s_in, (s_out, s_in), off + s_out * (s_in + 1)))
+                off += s_out * (s_in + 1)
+            self._layout = layout = tuple(layout)
+        return (tuple(flat[a:b].reshape(shape) for a, b, shape, _ in layout),
+                tuple(flat[b:c] for _, b, _, c in layout))
 
     def initialize(self, init="normal", epsilon=0.01, seed=0):
         """Draw fresh parameters (see the class docstring for the rules)."""
@@ -182,12 +183,20 @@ class Network:
                 X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK, MAX_SLOTS)
         # Forward, residuals and ΔW: about three forward passes of work.
         threads = _threads.plan(3 * self._forward_flops * X.shape[0]) if X.shape[0] > CHUNK else 0
-        with self._scratch(X.shape[0]) as workspace, blas_single_threaded(self._any_blas):
-            if threads:
-                with _threads.parallel_region(threads):
-                    J = K.cost_and_gradient_kernel(*args, True, workspace, grad)
-            else:
-                J = K.cost_and_gradient_kernel(*args, False, workspace, grad)
+        lock = self._workspace_lock()
+        mine = lock.acquire(blocking=False)  # taken: another thread computes with it
+        try:
+            workspace = self._workspace(X.shape[0]) if mine else self._new_workspace(
+                min(MAX_SLOTS, -(-X.shape[0] // CHUNK)))
+            with blas_single_threaded(self._any_blas):
+                if threads:
+                    with _threads.parallel_region(threads):
+                        J = K.cost_and_gradient_kernel(*args, True, workspace, grad)
+                else:
+                    J = K.cost_and_gradient_kernel(*args, False, workspace, grad)
+        finally:
+            if mine:
+                lock.release()
         if comm is not None:
             J = _allreduce_sum(comm, np.array([J], np.float64))[0]
             if want_gradient:
@@ -211,7 +220,7 @@ class Network:
     def _workspace(self, m):
         """Per-slot buffers for the gradient kernel, kept between calls (the
         slots a batch of m examples uses: at most MAX_SLOTS). Only for the
-        holder of the workspace lock: use :meth:`_scratch`."""
+        holder of the workspace lock (:meth:`_workspace_lock`)."""
         slots = min(MAX_SLOTS, -(-m // CHUNK))
         ws = self.__dict__.get("_work")
         if ws is None or ws.shape[0] < slots or ws.dtype != self.dtype:
@@ -222,32 +231,25 @@ class Network:
         width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
         return np.empty((slots, width), self.dtype)
 
-    @contextlib.contextmanager
-    def _scratch(self, m):
-        """The gradient kernel's workspace for one call on m examples.
+    def _workspace_lock(self):
+        """The lock over the network's kept workspace.
 
         The kernels run without the GIL, so two Python threads using one
-        network at once must not share it. The first caller takes the
-        network's kept workspace under a lock; a call that finds the lock
-        taken does not wait for it but works in a private workspace of its
-        own, so concurrent calls are correct and still run in parallel.
+        network at once must not share the workspace. The first caller takes
+        it under this lock; a call that finds the lock taken does not wait for
+        it but works in a private workspace of its own, so concurrent calls
+        are correct and still run in parallel.
         """
         lock = self.__dict__.get("_work_lock")
         if lock is None:
             with _LOCK_CREATION:
                 lock = self.__dict__.setdefault("_work_lock", threading.Lock())
-        if lock.acquire(blocking=False):
-            try:
-                yield self._workspace(m)
-            finally:
-                lock.release()
-        else:
-            yield self._new_workspace(min(MAX_SLOTS, -(-m // CHUNK)))
+        return lock
 
     def _sparsity(self, theta, X, rho, beta, comm=None, m_total=None):
         """The sparse autoencoder's δ term and cost β Σ_j KL(ρ ‖ ρ̂_j) for layer 2."""
         if beta == 0.0:
-            return np.empty(0, self.dtype), 0.0
+            return _NO_SPARSITY[self.dtype.type], 0.0
         r = self._mean_hidden_activation(theta, X).astype(np.float64)
         if comm is not None:
             r = _allreduce_sum(comm, r * (X.shape[0] / m_total))
@@ -272,10 +274,15 @@ class Network:
             raise ValueError(f"sparsity_target must be in (0, 1), got {rho!r}")
         return rho, beta
 
-    def _prepare(self, X, Y, weight_decay, sparsity_target, sparsity_weight):
+    def _prepare(self, X, Y, weight_decay, sparsity_target, sparsity_weight, theta=None):
+        """Checked (X, Y, λ, ρ, β); ``theta``, if given, is checked finite too."""
         weight_decay = check_scalar(weight_decay, "weight_decay", low=0)
-        rho, beta = self._check_sparsity(sparsity_target, sparsity_weight)
-        X, Y = check_data(X, Y, self.layer_sizes, self.dtype)
+        if sparsity_target is None and sparsity_weight == 0.0 and type(sparsity_weight) in (
+                float, int):
+            rho, beta = 0.0, 0.0
+        else:
+            rho, beta = self._check_sparsity(sparsity_target, sparsity_weight)
+        X, Y = check_data(X, Y, self.layer_sizes, self.dtype, theta)
         return X, Y, weight_decay, rho, beta
 
     # --------------------------------------------------------------- API
@@ -297,8 +304,9 @@ class Network:
         -------
         float
         """
-        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight)
-        theta = self._finite_theta()
+        theta = self._theta
+        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
+                                             theta)
         return self._evaluate(theta, X, Y, lam, rho, beta, None)
 
     def cost_and_gradient(self, X, Y, weight_decay=0.0, *, sparsity_target=None,
@@ -313,8 +321,9 @@ class Network:
         grad_b : tuple of ndarray of shape (s_{l+1},)
             ∂J/∂b^(l) = (1/m) Δb^(l).
         """
-        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight)
-        theta = self._finite_theta()
+        theta = self._theta
+        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
+                                             theta)
         grad = np.empty(self.n_params, self.dtype)
         J = self._evaluate(theta, X, Y, lam, rho, beta, grad)
         grad_W, grad_b = self.unflatten(grad)
@@ -344,8 +353,8 @@ class Network:
         the first hidden layer over the rows of X, shape (s_2,)."""
         if len(self.layer_sizes) < 3:
             raise ValueError("the network has no hidden layer (it needs at least 3 layer sizes)")
-        X, _ = check_data(X, None, self.layer_sizes, self.dtype)
-        theta = self._finite_theta()
+        theta = self._theta
+        X, _ = check_data(X, None, self.layer_sizes, self.dtype, theta)
         return self._mean_hidden_activation(theta, X)
 
     def _mean_hidden_activation(self, theta, X):
@@ -363,8 +372,8 @@ class Network:
 
     def predict(self, X):
         """h_{W,b}(x) for every row of X: ndarray of shape (m, s_{n_l})."""
-        X, _ = check_data(X, None, self.layer_sizes, self.dtype)
-        theta = self._finite_theta()
+        theta = self._theta
+        X, _ = check_data(X, None, self.layer_sizes, self.dtype, theta)
         out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
         args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
                 out)
@@ -381,6 +390,10 @@ class Network:
 #: Guards the lazy creation of each network's workspace lock (networks made
 #: by ``__new__``, unpickling or :meth:`Network.astype` get theirs on first use).
 _LOCK_CREATION = threading.Lock()
+
+
+#: The kernels' "no sparsity term" argument, one per dtype (empty: never written).
+_NO_SPARSITY = {np.float32: np.empty(0, np.float32), np.float64: np.empty(0, np.float64)}
 
 
 def _allreduce_sum(comm, buf):

@@ -10,8 +10,9 @@ import numpy as np
 from . import _kernels as K
 from ._compiler import CHUNK
 from ._threads import blas_single_threaded
-from ._validation import all_finite, check_scalar
-from .checkpoint import load_checkpoint, save_checkpoint
+from ._validation import all_finite, check_scalar, check_seed
+from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from .network import Network
 
 OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step")
@@ -134,8 +135,11 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         parameters before B's update, decay term included), so a short last
         batch weighs only its share; lbfgs: J after each iteration.
     """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__} {net!r:.60}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    seed = check_seed(seed)
     iterations = check_scalar(iterations, "iterations", low=0, integer=True)
     if optimizer != "lbfgs":
         learning_rate = check_scalar(learning_rate, "learning_rate", low=0, low_inclusive=False)
@@ -189,8 +193,17 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
 
     state = {} if state is None else state
     history = []
+    run = None
+    if checkpoint is not None:
+        run = run_fingerprint(net, X, Y, _settings(
+            optimizer, full_batch, learning_rate=learning_rate, weight_decay=weight_decay,
+            batch_size=batch_size, shuffle=shuffle, seed=seed, momentum=momentum,
+            nesterov=nesterov, beta1=beta1, beta2=beta2, adam_epsilon=adam_epsilon,
+            schedule=schedule, power_t=power_t, step_every=step_every,
+            step_factor=step_factor, validation_fraction=validation_fraction,
+            sparsity_target=rho, sparsity_weight=beta), comm)
     if resume and os.path.exists(checkpoint):
-        theta, saved, history = load_checkpoint(checkpoint, net)
+        theta, saved, history = load_checkpoint(checkpoint, net, run)
         net.theta[...] = theta
         state.clear()
         state.update(saved)
@@ -250,7 +263,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                     bool(signals.caught)) else [])
             if lead and checkpoint is not None and (
                     signals.caught or (checkpoint_every and (t + 1) % checkpoint_every == 0)):
-                save_checkpoint(checkpoint, net, state, history)
+                save_checkpoint(checkpoint, net, state, history, run)
             if signals.caught:
                 raise TrainingInterrupted(
                     f"{signals.caught[0]} after iteration {t + 1}; checkpoint written to "
@@ -258,6 +271,36 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             if stopper.update(t) or (callback is not None and callback(t, J, net)):
                 break
     return stopper.finish(history)
+
+
+def _settings(optimizer, full_batch, **given):
+    """The settings that shape an optimizer's trajectory, for the checkpoint's
+    run fingerprint: a resume must use the same. Settings the optimizer does
+    not use are left out, so changing them never blocks a resume."""
+    use = ["learning_rate", "weight_decay", "schedule", "validation_fraction"]
+    if given["schedule"] == "invscaling":
+        use.append("power_t")
+    elif given["schedule"] == "step":
+        use += ["step_every", "step_factor"]
+    if given["validation_fraction"]:
+        use.append("seed")  # the split
+    use += ["beta1", "beta2", "adam_epsilon"] if optimizer == "adam" else ["momentum",
+                                                                          "nesterov"]
+    if not full_batch:
+        use += ["batch_size", "shuffle"]
+    if given["sparsity_weight"]:
+        use += ["sparsity_target", "sparsity_weight"]
+    settings = {"optimizer": optimizer}
+    for name in use:
+        value = given[name]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, (float, np.floating)):
+            value = float(value)
+        elif not isinstance(value, (bool, str, type(None))):
+            value = repr(value)  # a Generator passed as seed
+        settings[name] = value
+    return settings
 
 
 class _SignalCatcher:

@@ -23,7 +23,8 @@ import os
 import numpy as np
 
 from ._validation import all_finite
-from .io import NotARegularFile, SafeArchive, atomic_write, open_regular_file
+from .io import (NotARegularFile, SafeArchive, atomic_write, check_entry_count,
+                 open_regular_file)
 
 FORMAT = "fastbp-checkpoint"
 VERSION = 2
@@ -109,7 +110,10 @@ def load_checkpoint(path, net, run=None):
                               f"({exc.strerror or exc})") from None
     with f:
         try:
+            check_entry_count(f, len(ENTRIES), _failer(path))
             npz = np.load(f, allow_pickle=False)
+        except CheckpointError:
+            raise
         except Exception as exc:
             raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
         if not hasattr(npz, "zip"):
@@ -122,6 +126,12 @@ def load_checkpoint(path, net, run=None):
             except Exception as exc:  # CRC errors, truncated members, MemoryError, …
                 raise CheckpointError(f"{path}: damaged checkpoint "
                                       f"({type(exc).__name__}: {exc})") from None
+
+
+def _failer(path):
+    def fail(problem):
+        raise CheckpointError(f"{path}: {problem}")
+    return fail
 
 
 class _Reader:

@@ -319,6 +319,7 @@ def _read_npz(name, f, head, purpose):
 
     # Each member's header is checked before its data is read (compression
     # method, sizes, dtype): a hostile archive can not inflate without bound.
+    model_io.check_entry_count(f, 64, fail)
     with np.load(f, allow_pickle=False) as z:
         archive = model_io.SafeArchive(z, os.fstat(f.fileno()).st_size, fail)
         keys = list(archive.members)

@@ -286,6 +286,39 @@ def preview(names, limit=5):
     return f"[{shown}{more}]"
 
 
+def check_entry_count(f, limit, fail):
+    """Refuse an archive whose directory declares more than ``limit``
+    entries, from its end-of-central-directory record alone — before zipfile
+    parses (and numpy lists) every entry, which takes seconds for 100,000."""
+    size = os.fstat(f.fileno()).st_size
+    tail_len = min(size, 22 + 65535)  # the record, then a comment of up to 64 KB
+    f.seek(size - tail_len)
+    tail = f.read(tail_len)
+    f.seek(0)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return  # not a zip archive: np.load will say so
+    count = int.from_bytes(tail[at + 10:at + 12], "little")
+    directory_size = int.from_bytes(tail[at + 12:at + 16], "little")
+    locator = at - 20
+    if count == 0xFFFF and locator >= 0 and tail[locator:locator + 4] == b"PK\x06\x07":
+        offset = int.from_bytes(tail[locator + 8:locator + 16], "little")  # zip64 record
+        if 0 <= offset <= size - 56:
+            f.seek(offset)
+            record = f.read(56)
+            f.seek(0)
+            if record[:4] == b"PK\x06\x06":
+                count = int.from_bytes(record[32:40], "little")
+                directory_size = int.from_bytes(record[40:48], "little")
+    if count > limit:
+        fail(f"has {count} entries; expected at most {limit}")
+    # zipfile walks the directory by its size, not its count: bound that too
+    # (an entry numpy writes takes under 100 bytes there; allow 1 KB each).
+    if directory_size > 1024 * limit:
+        fail(f"has a zip directory of {directory_size} bytes, too large for at most "
+             f"{limit} entries")
+
+
 class SafeArchive:
     """The members of an opened ``.npz`` (``np.load`` result) read one at a
     time, each header checked before its data: allowed compression method,
@@ -409,7 +442,10 @@ def load(path):
     with f:
         _check_head(name, f)
         try:
+            check_entry_count(f, _MAX_MEMBERS, lambda problem: _fail(name, problem))
             npz = np.load(f, allow_pickle=False)
+        except ModelFileError:
+            raise
         except OSError as exc:
             raise ModelFileError(name, f"can not be read: {_os_reason(exc)}") from None
         except Exception as exc:  # zipfile.BadZipFile, EOFError, ValueError, …
@@ -423,6 +459,10 @@ def load(path):
         except Exception as exc:  # corrupt zip members, CRC errors, MemoryError, …
             raise ModelFileError(name, f"is corrupt (truncated or damaged?): "
                                        f"{_reason(exc)}") from None
+
+
+def _fail(name, problem):
+    raise ModelFileError(name, problem)
 
 
 def _check_head(name, f):

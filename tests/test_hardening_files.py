@@ -164,6 +164,21 @@ def test_duplicate_entries_listed_briefly(model, tmp_path):
         fastbp.load(dup)
 
 
+def test_a_lying_entry_count_is_caught_by_the_directory_size(tmp_path):
+    """The end record claims 7 entries but the directory holds 40,000."""
+    path = tmp_path / "liar.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        for k in range(40_000):
+            z.writestr(f"m{k}.npy", b"")
+    raw = bytearray(path.read_bytes())
+    end = raw.rfind(b"PK\x05\x06")
+    raw[end + 8:end + 12] = (7).to_bytes(2, "little") * 2
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="zip directory of") as caught:
+        fastbp.load(path)
+    assert len(str(caught.value)) < 300
+
+
 class _nothing:
     def __enter__(self):
         return self

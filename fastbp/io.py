@@ -19,11 +19,18 @@ name                dtype, shape                value
                                                 every entry finite, in the precision ``dtype``
 ==================  ==========================  =================================================
 
-:func:`load` opens the archive with ``np.load(path, allow_pickle=False)`` and
-checks every entry's npy header (dtype and shape) *before* reading its data,
-so an object array is refused without being unpickled and a lying header can
-not make it allocate memory. Every problem with a file raises
-:class:`ModelFileError` (a ``ValueError``) with one line naming the file.
+:func:`load` reads only regular files (a FIFO, device or socket is refused
+without being opened for reading, so it can not block or stream forever),
+refuses an archive whose directory declares more than 64 entries before
+parsing it, opens it with ``np.load(file, allow_pickle=False)`` and checks
+every entry's compression method (stored or deflate, what numpy writes) and
+npy header (dtype and shape) *before* reading its data, so an object array is
+refused without being unpickled and neither a lying header nor a lying zip
+directory can make it allocate or inflate more than the file can hold. The
+parameters read become the network's θ as they are (no second copy). Every
+problem with a file raises :class:`ModelFileError` (a ``ValueError``) with
+one short line naming the file. Checkpoints and the CLI's data files are
+read through the same checks (:class:`SafeArchive`).
 """
 
 import collections

@@ -172,6 +172,8 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                          "L-BFGS state cannot be saved)")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH")
+    if checkpoint is not None:
+        _check_checkpoint_path(checkpoint)
     X, Y, weight_decay, rho, beta = net._prepare(X, Y, weight_decay, sparsity_target,
                                                  sparsity_weight)
     full_batch = optimizer in ("gd", "lbfgs") or batch_size is None
@@ -271,6 +273,18 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             if stopper.update(t) or (callback is not None and callback(t, J, net)):
                 break
     return stopper.finish(history)
+
+
+def _check_checkpoint_path(checkpoint):
+    """Before any training: the checkpoint can be written where it is asked
+    for (a run must not lose its work to a typo at its first checkpoint)."""
+    path = os.fspath(checkpoint)
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {path!r} is a directory; give a file name")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise ValueError(f"checkpoint {path!r}: its directory {directory!r} {what}")
 
 
 def _settings(optimizer, full_batch, **given):

@@ -259,3 +259,19 @@ def test_cli_checks_the_checkpoint_path_before_training(tmp_path, capsys, where)
     assert code == 2
     assert "--checkpoint" in captured.err
     assert "training" not in captured.out and "done" not in captured.out
+
+
+@pytest.mark.parametrize("where", ["missing dir", "under a file", "a directory"])
+def test_train_checks_the_checkpoint_path_before_training(tmp_path, where):
+    X, Y = data()
+    (tmp_path / "file").write_text("")
+    (tmp_path / "dir").mkdir()
+    checkpoint = {"missing dir": tmp_path / "nope" / "c.npz",
+                  "under a file": tmp_path / "file" / "c.npz",
+                  "a directory": tmp_path / "dir"}[where]
+    ran = []
+    with pytest.raises(ValueError, match="checkpoint"):
+        fastbp.train(fastbp.Network([3, 4, 2]), X, Y, optimizer="sgd", iterations=20,
+                     checkpoint=checkpoint, checkpoint_every=5,
+                     callback=lambda t, J, n: ran.append(t))
+    assert ran == []

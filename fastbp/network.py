@@ -140,12 +140,13 @@ class Network:
         if init == "normal":
             # Every W_ij and b_i ~ N(0, ε²): small, near zero, never all equal.
             with np.errstate(over="ignore", invalid="ignore"):
-                self._theta[...] = rng.normal(0.0, epsilon, size=self.n_params)
-            if not all_finite(self._theta):
-                self._theta[...] = 0
+                draw = rng.normal(0.0, epsilon, size=self.n_params).astype(self.dtype,
+                                                                           copy=False)
+            if not all_finite(draw):  # θ is left as it was
                 raise ValueError(
                     f"epsilon={epsilon!r} is too large: N(0, epsilon²) draws overflow "
                     f"{self.dtype.name} to ±inf; use a small standard deviation such as 0.01")
+            self._theta[...] = draw
         elif init == "uniform":
             for W, b in zip(self.weights, self.biases):
                 s_out, s_in = W.shape

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import fastbp
+import fastbp.checkpoint
 from fastbp import cli
 from fastbp.checkpoint import CheckpointError
 
@@ -275,3 +276,44 @@ def test_train_checks_the_checkpoint_path_before_training(tmp_path, where):
                      checkpoint=checkpoint, checkpoint_every=5,
                      callback=lambda t, J, n: ran.append(t))
     assert ran == []
+
+
+# ------------------------------------------------------- item 9, fuzzed
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_FUZZ = {}
+
+
+def _valid_checkpoint_bytes(tmp_path_factory):
+    if "bytes" not in _FUZZ:
+        path = tmp_path_factory.mktemp("fuzz") / "c.npz"
+        first_run(path)
+        _FUZZ["bytes"] = path.read_bytes()
+    return _FUZZ["bytes"]
+
+
+@settings(max_examples=80, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                      min_size=1, max_size=4),
+       cut=st.one_of(st.none(), st.floats(0, 1, exclude_max=True)))
+def test_corrupted_checkpoints_raise_only_checkpoint_errors(tmp_path_factory, edits, cut):
+    """Property: overwrite a few bytes (and maybe truncate) a valid
+    checkpoint: loading it either works or raises CheckpointError — never
+    another exception."""
+    raw = bytearray(_valid_checkpoint_bytes(tmp_path_factory))
+    for where, value in edits:
+        raw[int(where * len(raw))] = value
+    if cut is not None:
+        raw = raw[:int(cut * len(raw))]
+    path = tmp_path_factory.getbasetemp() / "fuzzed.npz"
+    path.write_bytes(bytes(raw))
+    X, Y = data()
+    run = fastbp.checkpoint.run_fingerprint(
+        fastbp.Network([3, 4, 2], seed=1), X, Y, {})
+    try:
+        fastbp.checkpoint.load_checkpoint(path, fastbp.Network([3, 4, 2], seed=1))
+        fastbp.checkpoint.load_checkpoint(path, fastbp.Network([3, 4, 2], seed=1), run)
+    except CheckpointError:
+        pass

@@ -302,3 +302,42 @@ def test_a_header_is_skipped_and_said(tmp_path, capsys):
                                            ("1e3,b,c", False), (" ,b,-", True)])
 def test_header_rule(first, header):
     assert cli._header_row(first) is header
+
+
+# --------------------------------------------------- items 1-4, fuzzed
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_MODEL_BYTES = {}
+
+
+@settings(max_examples=100, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(edits=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                      min_size=1, max_size=4),
+       cut=st.one_of(st.none(), st.floats(0, 1, exclude_max=True)),
+       method=st.sampled_from([zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED]))
+def test_corrupted_model_files_raise_only_model_file_errors(tmp_path_factory, edits, cut,
+                                                            method):
+    """Property: a few overwritten bytes (maybe truncated) in a stored or
+    deflated model file: load works (bit-identical) or raises ModelFileError."""
+    if method not in _MODEL_BYTES:
+        d = tmp_path_factory.mktemp("fuzz")
+        net = fastbp.Network([3, 4, 2], seed=0)
+        fastbp.save(net, d / "m.npz")
+        _MODEL_BYTES[method] = (rezip(d / "m.npz", d / "r.npz", method).read_bytes(),
+                                net.theta.copy())
+    raw, theta = _MODEL_BYTES[method]
+    raw = bytearray(raw)
+    for where, value in edits:
+        raw[int(where * len(raw))] = value
+    if cut is not None:
+        raw = raw[:int(cut * len(raw))]
+    path = tmp_path_factory.getbasetemp() / "fuzzed_model.npz"
+    path.write_bytes(bytes(raw))
+    try:
+        loaded = fastbp.load(path)
+    except ModelFileError:
+        return
+    assert loaded.layer_sizes == (3, 4, 2)
+    assert np.array_equal(loaded.theta, theta)  # never silently different parameters

@@ -81,6 +81,20 @@ def check_scalar(value, name, *, low=None, low_inclusive=True, integer=False):
     return int(value) if integer else float(value)
 
 
+def check_seed(seed, name="seed"):
+    """A seed for ``numpy.random.default_rng``: None, a non-negative integer,
+    or an existing SeedSequence / BitGenerator / Generator (passed through)."""
+    if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator,
+                                         np.random.Generator)):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"{name} must be None or a non-negative integer, "
+                        f"got {type(seed).__name__} {seed!r}")
+    if seed < 0:
+        raise ValueError(f"{name} must be None or a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def as_float_array(a, name, dtype, ndim):
     """``a`` as a C-contiguous array of ``dtype``; the caller's array is never
     modified and is copied only when its dtype or layout differ."""

@@ -88,6 +88,10 @@ def train(args):
     _check_float(args.learning_rate, "--learning-rate", positive=True)
     _check_float(args.weight_decay, "--weight-decay")
     _check_float(args.sparsity_weight, "--sparsity-weight")
+    if args.sparsity_target is not None and not args.sparsity_weight:
+        raise UsageError(f"--sparsity-target {args.sparsity_target} needs --sparsity-weight "
+                         f"BETA > 0 (the sparsity penalty's weight); without it the target "
+                         f"would be ignored")
     if args.sparsity_weight:
         if args.sparsity_target is None or not 0 < args.sparsity_target < 1:
             raise UsageError(f"--sparsity-weight needs --sparsity-target, the target mean "
@@ -107,12 +111,15 @@ def train(args):
     if args.checkpoint and args.optimizer == "lbfgs":
         raise UsageError("--checkpoint works with --optimizer gd, sgd or adam")
     _check_int(args.checkpoint_every, "--checkpoint-every", low=0)
+    if args.checkpoint:
+        _check_output_file(args.checkpoint, "--checkpoint")
     comm = _mpi_comm() if args.mpi else None
     if comm is not None and args.optimizer not in ("gd", "lbfgs"):
         raise UsageError("--mpi needs a full-batch optimizer: --optimizer gd or lbfgs")
     lead = comm is None or comm.rank == 0
 
-    X, Y = read_data(args.data, targets=args.targets, purpose="train")
+    notes = []
+    X, Y = read_data(args.data, targets=args.targets, purpose="train", notes=notes)
     name = args.data
     autoencoder = Y is None
     if X.shape[1] != layers[0]:
@@ -144,6 +151,8 @@ def train(args):
     say = print if lead else _quiet  # only rank 0 talks and writes files
     what = "autoencoder, Y = X" if autoencoder else f"{Y.shape[1]} target columns"
     say(f"data      {name}: {m:,} examples x {X.shape[1]} features ({what})")
+    for note in notes:
+        say(f"          {note}")
     say(f"network   {net}  ({net.n_params:,} parameters)")
     kw = dict(learning_rate=args.learning_rate, weight_decay=args.weight_decay,
               iterations=args.iterations, optimizer=args.optimizer, batch_size=args.batch_size,
@@ -217,7 +226,8 @@ def predict(args):
                          f"not {out_ext or '(no extension)'!r}")
     _check_int(args.targets, "--targets", low=0)
     net = model_io.load(args.model)
-    X, _ = read_data(args.data, targets=args.targets, purpose="predict")
+    notes = []
+    X, _ = read_data(args.data, targets=args.targets, purpose="predict", notes=notes)
     if X.shape[1] != net.layer_sizes[0]:
         sizes = "-".join(map(str, net.layer_sizes))
         raise UsageError(f"{args.data}: X has {X.shape[1]} columns, but the model "
@@ -229,6 +239,8 @@ def predict(args):
     else:
         fmt = "%.9g" if P.dtype.itemsize == 4 else "%.17g"  # exact round trip
         model_io.atomic_write(args.out, lambda f: _save_csv(f, P, fmt))
+    for note in notes:
+        print(f"data         {args.data}: {note}")
     print(f"predictions  {P.shape[0]:,} x {P.shape[1]} ({P.dtype.name}) written to {args.out}")
     return 0
 
@@ -246,14 +258,16 @@ def _save_csv(f, array, fmt):
 
 
 # --------------------------------------------------------------------- data
-def read_data(path, targets=0, purpose="train"):
+def read_data(path, targets=0, purpose="train", notes=None):
     """X (and Y, or None) from a .npz (arrays X, optional Y), .npy (X) or .csv
     (numbers, optional header line, the last ``targets`` columns are Y) file.
 
     Integer and boolean data become float64; everything else that is not a
     finite real number is refused. Raises :class:`UsageError` naming the file.
     For ``purpose="predict"`` a .npz file's Y is ignored and a .csv file's
-    target columns are dropped.
+    target columns are dropped. A .csv file's first line is a header only if
+    none of its fields is a number; ``notes`` (a list), if given, then gets a
+    line saying so.
     """
     name = os.fspath(path)
     ext = os.path.splitext(name)[1].lower()
@@ -263,19 +277,25 @@ def read_data(path, targets=0, purpose="train"):
     if targets and ext != ".csv":
         held = "its targets as array Y" if ext == ".npz" else "X only (an autoencoder)"
         raise UsageError(f"--targets applies to .csv data only; a {ext} file holds {held}")
-    if not os.path.exists(name):
-        raise UsageError(f"{name}: no such data file")
-    if os.path.isdir(name):
-        raise UsageError(f"{name}: is a directory, not a data file")
     try:
-        with open(name, "rb") as f:
+        # Only regular files: a FIFO would block in open(), a device never end.
+        f = model_io.open_regular_file(name)
+    except FileNotFoundError:
+        raise UsageError(f"{name}: no such data file") from None
+    except model_io.NotARegularFile as exc:
+        raise UsageError(f"{name}: {exc}; a data file must be a regular file") from None
+    except OSError as exc:
+        raise UsageError(f"{name}: can not be read: {exc.strerror or exc}") from None
+    try:
+        with f:
             head = f.read(8)
-        if ext == ".npz":
-            X, Y = _read_npz(name, head, purpose)
-        elif ext == ".npy":
-            X, Y = _read_npy(name, head), None
-        else:
-            X, Y = _read_csv(name, targets)
+            f.seek(0)
+            if ext == ".npz":
+                X, Y = _read_npz(name, f, head, purpose)
+            elif ext == ".npy":
+                X, Y = _read_npy(name, f, head), None
+            else:
+                X, Y = _read_csv(name, f, targets, notes)
     except UsageError:
         raise
     except OSError as exc:
@@ -288,40 +308,75 @@ def read_data(path, targets=0, purpose="train"):
     return X, Y
 
 
-def _read_npz(name, head, purpose):
+def _read_npz(name, f, head, purpose):
     import numpy as np
 
     if not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         raise UsageError(f"{name}: not a .npz archive (np.savez writes them)")
-    with np.load(name, allow_pickle=False) as z:
-        keys = list(z.files)
+
+    def fail(problem):
+        raise UsageError(f"{name}: {problem}")
+
+    # Each member's header is checked before its data is read (compression
+    # method, sizes, dtype): a hostile archive can not inflate without bound.
+    model_io.check_entry_count(f, 64, fail)
+    with np.load(f, allow_pickle=False) as z:
+        archive = model_io.SafeArchive(z, os.fstat(f.fileno()).st_size, fail)
+        keys = list(archive.members)
         if "X" not in keys:
-            raise UsageError(f"{name}: has no array 'X' (it has {sorted(keys) or 'none'}); "
+            raise UsageError(f"{name}: has no array 'X' (it has "
+                             f"{model_io.preview(sorted(keys)) if keys else 'none'}); "
                              f"expected X and optionally Y")
         extra = sorted(set(keys) - {"X", "Y"})
         if extra:
-            raise UsageError(f"{name}: unexpected arrays {extra}; expected X and optionally Y")
-        X = z["X"]
-        Y = z["Y"] if "Y" in keys and purpose == "train" else None
+            raise UsageError(f"{name}: unexpected arrays {model_io.preview(extra)}; "
+                             f"expected X and optionally Y")
+        # Any plain dtype and rank here: _as_matrix explains what is wrong with them.
+        anything = dict(kinds="biufcUSmM", ndim=tuple(range(33)))
+        X = archive.array("X", **anything)
+        Y = archive.array("Y", **anything) if "Y" in keys and purpose == "train" else None
     return X, Y
 
 
-def _read_npy(name, head):
+def _read_npy(name, f, head):
     import numpy as np
+    import numpy.lib.format as npy_format
 
     if not head.startswith(b"\x93NUMPY"):
         raise UsageError(f"{name}: not a .npy file (np.save writes them)")
-    return np.load(name, allow_pickle=False)
+    # The header's shape must match the file's size before numpy allocates it.
+    try:
+        version = npy_format.read_magic(f)
+        read_header = npy_format.read_array_header_1_0 if version == (1, 0) else \
+            npy_format.read_array_header_2_0
+        shape, _, dtype = read_header(f)
+    except ValueError as exc:
+        raise UsageError(f"{name}: not a readable .npy file: {exc}") from None
+    n_bytes = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    held = os.fstat(f.fileno()).st_size - f.tell()
+    if not dtype.hasobject and n_bytes != held:  # (np.load refuses object arrays itself)
+        raise UsageError(f"{name}: declares shape {tuple(shape)} of {dtype} ({n_bytes} bytes) "
+                         f"but holds {held} bytes of data")
+    f.seek(0)
+    return np.load(f, allow_pickle=False)
 
 
-def _read_csv(name, targets):
+def _read_csv(name, f, targets, notes=None):
     import numpy as np
 
-    with open(name, encoding="utf-8-sig", newline="") as f:
-        lines = f.read().splitlines()
+    # Read at most the size the file had when opened: a file that keeps
+    # growing (or pretends to be endless) can not exhaust memory.
+    size = os.fstat(f.fileno()).st_size
+    raw = f.read(size + 1)
+    if len(raw) > size:
+        raise UsageError(f"{name}: grew while being read ({size} bytes when opened)")
+    lines = raw.decode("utf-8-sig").splitlines()
     numbered = [(k + 1, line) for k, line in enumerate(lines) if line.strip()]
-    if numbered and not _numeric_row(numbered[0][1]):
-        numbered = numbered[1:]  # a header line
+    header = None
+    if numbered and _header_row(numbered[0][1]):
+        # A first line none of whose fields is a number is a header; one with
+        # some numbers is a data row, and its bad fields are reported below.
+        header = numbered.pop(0)
     if not numbered:
         raise UsageError(f"{name}: has no data rows")
     try:
@@ -334,16 +389,22 @@ def _read_csv(name, targets):
     if targets >= data.shape[1]:
         raise UsageError(f"{name}: --targets {targets} leaves no input columns "
                          f"(the file has {data.shape[1]} columns)")
+    if header is not None and notes is not None:
+        notes.append(f"line {header[0]} has no numbers, read as a header: "
+                     f"{header[1].strip()[:60]!r}")
     if targets:
         return data[:, :-targets], data[:, -targets:]
     return data, None
 
 
-def _numeric_row(line):
-    try:
-        [float(v) for v in line.split(",")]
-    except ValueError:
-        return False
+def _header_row(line):
+    """True when no field of the line can be read as a number."""
+    for v in line.split(","):
+        try:
+            float(v)
+            return False
+        except ValueError:
+            pass
     return True
 
 
@@ -437,6 +498,28 @@ def _output_dir(path):
     if not os.access(parent, os.W_OK | os.X_OK):
         raise UsageError(f"--out {path!r}: can not create it, {parent!r} is not writable")
     return path
+
+
+def _check_output_file(path, flag):
+    """Check before training that a file can be written at ``path``: it is not
+    a directory (nor another non-regular file), and its directory exists and
+    takes a new file — tried for real, so read-only mounts and ACLs count."""
+    import tempfile
+
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path!r} is a directory; give a file name")
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise UsageError(f"{flag} {path!r} exists and is not a regular file")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise UsageError(f"{flag} {path!r}: its directory {directory!r} {what}")
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{flag} {path!r}: can not write in {directory!r}: "
+                         f"{exc.strerror or exc}") from None
 
 
 def _makedirs_for(path):
@@ -596,6 +679,8 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "seed", None) is not None:
+            _check_int(args.seed, "--seed", low=0)
         return args.run(args)
     except KeyboardInterrupt:
         print("fastbp: interrupted", file=sys.stderr)

@@ -14,7 +14,8 @@ from . import _kernels as K
 from ._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
 from . import _threads
 from ._threads import blas_single_threaded
-from ._validation import all_finite, check_data, check_dtype, check_scalar, check_theta
+from ._validation import (all_finite, check_data, check_dtype, check_scalar, check_seed,
+                          check_theta)
 
 ACTIVATIONS = {"sigmoid": K.SIGMOID, "tanh": K.TANH, "relu": K.RELU, "identity": K.IDENTITY}
 LOSSES = {"squared": K.SQUARED, "cross_entropy": K.CROSS_ENTROPY}
@@ -59,16 +60,44 @@ class Network:
 
     def __init__(self, layer_sizes, activations="sigmoid", init="normal", epsilon=0.01,
                  seed=0, dtype=np.float64, loss="squared"):
+        self._setup(layer_sizes, activations, dtype, loss)
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        epsilon = check_scalar(epsilon, "epsilon", low=0, low_inclusive=False)
+        seed = check_seed(seed)
+        self._theta = np.empty(self.n_params, dtype=self.dtype)
+        self.weights, self.biases = self.unflatten(self._theta)
+        self.initialize(init, epsilon, seed)
+
+    @classmethod
+    def _from_theta(cls, theta, layer_sizes, activations="sigmoid", dtype=np.float64,
+                    loss="squared"):
+        """A network whose θ *is* ``theta`` (a 1-D float array of the right
+        length, finite, owned by the caller who hands it over): nothing is
+        drawn or copied, so loading a model needs θ's memory once
+        (:func:`fastbp.io.load`). A byte-swapped array is swapped in place."""
+        net = cls.__new__(cls)
+        net._setup(layer_sizes, activations, dtype, loss)
+        if theta.ndim != 1 or theta.shape[0] != net.n_params or theta.dtype.kind != "f" \
+                or theta.dtype.itemsize != net.dtype.itemsize:
+            raise ValueError(f"theta must be a flat {net.dtype.name} array of {net.n_params} "
+                             f"entries, got {theta.dtype} of shape {theta.shape}")
+        if not theta.dtype.isnative:
+            theta = theta.byteswap(inplace=True).view(theta.dtype.newbyteorder("="))
+        if not (theta.flags.c_contiguous and theta.flags.writeable):
+            theta = np.array(theta, dtype=net.dtype, order="C")
+        net._theta = theta
+        net.weights, net.biases = net.unflatten(theta)
+        return net
+
+    def _setup(self, layer_sizes, activations, dtype, loss):
+        """Architecture, codes and kernel choices (everything but θ)."""
         self.layer_sizes = _check_layer_sizes(layer_sizes)
         self.dtype = check_dtype(dtype)
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         self.loss = loss
         self.activations = _check_activations(activations, len(self.layer_sizes) - 1, loss)
-        if init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {init!r}")
-        epsilon = check_scalar(epsilon, "epsilon", low=0, low_inclusive=False)
-
         self._sizes = np.array(self.layer_sizes, dtype=np.int64)
         self._activation_codes = np.array(
             [K.SOFTMAX if a == "softmax" else ACTIVATIONS[a] for a in self.activations], np.int64)
@@ -80,9 +109,6 @@ class Network:
         # what the thread policy weighs to decide whether a call is worth threads.
         self._forward_flops = 2 * sum(
             s_in * s_out for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]))
-        self._theta = np.empty(self.n_params, dtype=self.dtype)
-        self.weights, self.biases = self.unflatten(self._theta)
-        self.initialize(init, epsilon, seed)
 
     # ------------------------------------------------------------------ θ
     @property
@@ -113,10 +139,20 @@ class Network:
 
     def initialize(self, init="normal", epsilon=0.01, seed=0):
         """Draw fresh parameters (see the class docstring for the rules)."""
+        seed = check_seed(seed)
+        if init == "normal":
+            epsilon = check_scalar(epsilon, "epsilon", low=0, low_inclusive=False)
         rng = np.random.default_rng(seed)
         if init == "normal":
             # Every W_ij and b_i ~ N(0, ε²): small, near zero, never all equal.
-            self._theta[...] = rng.normal(0.0, epsilon, size=self.n_params)
+            with np.errstate(over="ignore", invalid="ignore"):
+                draw = rng.normal(0.0, epsilon, size=self.n_params).astype(self.dtype,
+                                                                           copy=False)
+            if not all_finite(draw):  # θ is left as it was
+                raise ValueError(
+                    f"epsilon={epsilon!r} is too large: N(0, epsilon²) draws overflow "
+                    f"{self.dtype.name} to ±inf; use a small standard deviation such as 0.01")
+            self._theta[...] = draw
         elif init == "uniform":
             for W, b in zip(self.weights, self.biases):
                 s_out, s_in = W.shape

@@ -11,8 +11,9 @@ from . import _kernels as K
 from ._compiler import CHUNK
 from . import _threads
 from ._threads import blas_single_threaded
-from ._validation import all_finite, check_scalar
-from .checkpoint import load_checkpoint, save_checkpoint
+from ._validation import all_finite, check_scalar, check_seed
+from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from .network import Network
 
 OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step")
@@ -135,8 +136,11 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         parameters before B's update, decay term included), so a short last
         batch weighs only its share; lbfgs: J after each iteration.
     """
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a fastbp.Network, got {type(net).__name__} {net!r:.60}")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    seed = check_seed(seed)
     iterations = check_scalar(iterations, "iterations", low=0, integer=True)
     if optimizer != "lbfgs":
         learning_rate = check_scalar(learning_rate, "learning_rate", low=0, low_inclusive=False)
@@ -169,6 +173,8 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                          "L-BFGS state cannot be saved)")
     if resume and checkpoint is None:
         raise ValueError("resume=True needs checkpoint=PATH")
+    if checkpoint is not None:
+        _check_checkpoint_path(checkpoint)
     X, Y, weight_decay, rho, beta = net._prepare(X, Y, weight_decay, sparsity_target,
                                                  sparsity_weight)
     full_batch = optimizer in ("gd", "lbfgs") or batch_size is None
@@ -190,8 +196,17 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
 
     state = {} if state is None else state
     history = []
+    run = None
+    if checkpoint is not None:
+        run = run_fingerprint(net, X, Y, _settings(
+            optimizer, full_batch, learning_rate=learning_rate, weight_decay=weight_decay,
+            batch_size=batch_size, shuffle=shuffle, seed=seed, momentum=momentum,
+            nesterov=nesterov, beta1=beta1, beta2=beta2, adam_epsilon=adam_epsilon,
+            schedule=schedule, power_t=power_t, step_every=step_every,
+            step_factor=step_factor, validation_fraction=validation_fraction,
+            sparsity_target=rho, sparsity_weight=beta), comm)
     if resume and os.path.exists(checkpoint):
-        theta, saved, history = load_checkpoint(checkpoint, net)
+        theta, saved, history = load_checkpoint(checkpoint, net, run)
         net.theta[...] = theta
         state.clear()
         state.update(saved)
@@ -251,7 +266,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                     bool(signals.caught)) else [])
             if lead and checkpoint is not None and (
                     signals.caught or (checkpoint_every and (t + 1) % checkpoint_every == 0)):
-                save_checkpoint(checkpoint, net, state, history)
+                save_checkpoint(checkpoint, net, state, history, run)
             if signals.caught:
                 raise TrainingInterrupted(
                     f"{signals.caught[0]} after iteration {t + 1}; checkpoint written to "
@@ -259,6 +274,48 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             if stopper.update(t) or (callback is not None and callback(t, J, net)):
                 break
     return stopper.finish(history)
+
+
+def _check_checkpoint_path(checkpoint):
+    """Before any training: the checkpoint can be written where it is asked
+    for (a run must not lose its work to a typo at its first checkpoint)."""
+    path = os.fspath(checkpoint)
+    if os.path.isdir(path):
+        raise ValueError(f"checkpoint {path!r} is a directory; give a file name")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        what = "does not exist" if not os.path.exists(directory) else "is not a directory"
+        raise ValueError(f"checkpoint {path!r}: its directory {directory!r} {what}")
+
+
+def _settings(optimizer, full_batch, **given):
+    """The settings that shape an optimizer's trajectory, for the checkpoint's
+    run fingerprint: a resume must use the same. Settings the optimizer does
+    not use are left out, so changing them never blocks a resume."""
+    use = ["learning_rate", "weight_decay", "schedule", "validation_fraction"]
+    if given["schedule"] == "invscaling":
+        use.append("power_t")
+    elif given["schedule"] == "step":
+        use += ["step_every", "step_factor"]
+    if given["validation_fraction"]:
+        use.append("seed")  # the split
+    use += ["beta1", "beta2", "adam_epsilon"] if optimizer == "adam" else ["momentum",
+                                                                          "nesterov"]
+    if not full_batch:
+        use += ["batch_size", "shuffle"]
+    if given["sparsity_weight"]:
+        use += ["sparsity_target", "sparsity_weight"]
+    settings = {"optimizer": optimizer}
+    for name in use:
+        value = given[name]
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            value = int(value)
+        elif isinstance(value, (float, np.floating)):
+            value = float(value)
+        elif not isinstance(value, (bool, str, type(None))):
+            value = repr(value)  # a Generator passed as seed
+        settings[name] = value
+    return settings
 
 
 class _SignalCatcher:

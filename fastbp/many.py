@@ -225,8 +225,8 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
                 MK.full_batch_many(thetas, *net_args, X, Y, fit_orders, fit_starts, fit_stops,
                                    lam_d, np.array(rho, np.float64),
                                    np.array(beta, np.float64), rate, kinds, mu_d, b1_d, b2_d,
-                                   eps_d, moments, steps, CHUNK, MAX_SLOTS, width, active,
-                                   costs, done, status)
+                                   eps_d, moments, steps, True, CHUNK, MAX_SLOTS, width,
+                                   active, costs, done, status)
             else:
                 orders, starts, stops, shuffled = _epoch_orders(
                     fit, sizes_fit, shuffle, shuffle_rngs, active, m)
@@ -239,7 +239,8 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
             if stoppers is not None:
                 val_costs = np.zeros(n_nets, np.float64)
                 MK.cost_many(thetas, *net_args, X, Y, val_orders, val_starts, val_stops,
-                             CHUNK, MAX_SLOTS, width, active & (status == MK.OK), val_costs)
+                             dt(0.0), False, CHUNK, MAX_SLOTS, width,
+                             active & (status == MK.OK), val_costs)
             for i in np.flatnonzero(active):
                 histories[i].extend(costs[i, :done[i]].tolist())
                 if status[i] != MK.OK:

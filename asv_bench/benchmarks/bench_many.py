@@ -75,3 +75,7 @@ class ManyFoldsMemory:
 
     def peakmem_train_many_16_folds(self):
         fastbp.train_many(self.nets, self.X, self.X, iterations=1, rows=self.rows)
+
+    def peakmem_train_one_fold(self):
+        # the baseline: one train call on one fold's copied rows (X[rows], Y[rows])
+        fastbp.train(self.nets[0], self.X[self.rows[0]], self.X[self.rows[0]], iterations=1)

@@ -31,6 +31,12 @@ optimizer="sgd", ...)`` versus a numpy loop and a torch loop (``torch.optim.SGD`
 decay on the weights only).  fastbp and torch also compute each batch's cost (fastbp for its
 history, torch to differentiate it); the numpy loop does not.
 
+*Many networks* (workload ``many``): 256 tiny 2-8-1 networks with their own learning rate and
+weight decay, 20 full-batch gradient-descent steps each on m = 256: ``fastbp.train_many``
+versus PyTorch's ensembling recipe (``torch.func.stack_module_state`` + ``vmap(grad(loss))``,
+the same update in place); the agreement check compares every network's parameter change.
+Its FLOP count is the formula below times networks times steps.
+
 All implementations get identical data (X ~ U(0,1), Y ~ U(0,1)), identical parameters
 (W, b ~ N(0, 0.01^2), copied into every peer) and the same dtype.  Before timing, every peer is
 checked against fastbp: relative error of the cost and of the flat gradient (for ``sgd``: of
@@ -106,8 +112,10 @@ class Workload:
     name: str
     sizes: tuple
     m: int
-    kind: str  # "full" (full-batch cost+gradient) or "sgd" (one SGD epoch)
+    kind: str  # "full" (full-batch cost+gradient), "sgd" (one SGD epoch), "many" (ensemble)
     label: str
+    n_nets: int = 1   # "many": networks trained at once
+    steps: int = 1    # "many": full-batch gradient steps per network
 
 
 WORKLOADS = {
@@ -117,6 +125,9 @@ WORKLOADS = {
     "deep": Workload("deep", (256, 256, 256, 256, 10), 8_192, "full",
                      "deep 256x4-10, m=8192"),
     "sgd": Workload("sgd", (64, 25, 64), 10_000, "sgd", "SGD epoch b=32, 64-25-64, m=10k"),
+    "many": Workload("many", (2, 8, 1), 256, "many",
+                     "256 nets 2-8-1, m=256, 20 gd steps each (per-net lr, lam)",
+                     n_nets=256, steps=20),
 }
 
 SGD_BATCH = 32
@@ -690,6 +701,135 @@ def run_sgd(ctx: Context, w: Workload, dtype, rounds):
 
 
 # --------------------------------------------------------------------------------------------
+# Workload "many": an ensemble / hyper-parameter sweep of small networks trained at once
+# --------------------------------------------------------------------------------------------
+#
+# fastbp: one fastbp.train_many call (a prange over networks; each network bit-identical to its
+# own fastbp.train call).  torch: the documented ensembling recipe, torch.func.stack_module_state
+# + vmap(grad(loss)) over the stacked parameters, then the same update in place
+# (theta -= lr_i * grad_i), per-network lr and lam as tensors.  Both do `steps` full-batch
+# gradient-descent steps of every network on the same X, Y, from the same parameters.
+
+def many_problem(w: Workload, dtype):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(0.0, 1.0, (w.m, w.sizes[0])).astype(dtype)
+    Y = rng.uniform(0.0, 1.0, (w.m, w.sizes[-1])).astype(dtype)
+    params = [([rng.normal(0.0, 0.5, (s_out, s_in)).astype(dtype)
+                for s_in, s_out in zip(w.sizes[:-1], w.sizes[1:])],
+               [rng.normal(0.0, 0.5, s_out).astype(dtype) for s_out in w.sizes[1:]])
+              for _ in range(w.n_nets)]
+    lrs = np.linspace(0.1, 2.0, w.n_nets)
+    lams = np.linspace(0.0, 1e-3, w.n_nets)
+    return X, Y, params, lrs, lams
+
+
+class FastbpManyPeer:
+    name = "fastbp"
+
+    def __init__(self, fastbp, w, X, Y, params, lrs, lams, dtype):
+        self.fastbp, self.w, self.X, self.Y = fastbp, w, X, Y
+        self.nets = [fastbp.Network(list(w.sizes), dtype=dtype) for _ in params]
+        self.theta0 = [flat(Ws, bs) for Ws, bs in params]
+        self.lrs, self.lams = list(lrs), list(lams)
+        self.reset()
+
+    def reset(self):
+        for net, theta in zip(self.nets, self.theta0):
+            net.theta[:] = theta
+
+    def run(self):
+        self.fastbp.train_many(self.nets, self.X, self.Y, learning_rate=self.lrs,
+                               weight_decay=self.lams, iterations=self.w.steps)
+
+    def params(self):
+        return np.stack([net.theta for net in self.nets])
+
+
+class TorchManyPeer:
+    name = "torch"
+
+    def __init__(self, torch, w, X, Y, params, lrs, lams, dtype):
+        from torch.func import functional_call, grad, stack_module_state, vmap
+        self.torch, self.w = torch, w
+        tdtype = {np.float32: torch.float32, np.float64: torch.float64}[dtype]
+        models = []
+        for Ws, bs in params:
+            layers = []
+            for W, b in zip(Ws, bs):
+                lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=tdtype)
+                with torch.no_grad():
+                    lin.weight.copy_(torch.from_numpy(W))
+                    lin.bias.copy_(torch.from_numpy(b))
+                layers += [lin, torch.nn.Sigmoid()]
+            models.append(torch.nn.Sequential(*layers))
+        stacked, buffers = stack_module_state(models)
+        self.keys = list(stacked)                       # 0.weight, 0.bias, 2.weight, ...
+        self.p0 = {k: v.detach().clone() for k, v in stacked.items()}
+        self.p = {k: v.detach().clone() for k, v in stacked.items()}
+        self.buffers = buffers
+        base = models[0].to("meta")
+        self.X = torch.from_numpy(np.ascontiguousarray(X))
+        self.Y = torch.from_numpy(np.ascontiguousarray(Y))
+        self.lr = torch.tensor(lrs, dtype=tdtype)
+        self.lam = torch.tensor(lams, dtype=tdtype)
+
+        def loss(p, b, x, y, lam):
+            out = functional_call(base, (p, b), (x,))
+            J = 0.5 * (out - y).pow(2).sum() / x.shape[0]
+            return J + 0.5 * lam * sum(v.pow(2).sum() for k, v in p.items()
+                                       if k.endswith("weight"))
+
+        self.grads = vmap(grad(loss), in_dims=(0, 0, None, None, 0))
+
+    def reset(self):
+        for k in self.keys:
+            self.p[k].copy_(self.p0[k])
+
+    def run(self):
+        torch = self.torch
+        for _ in range(self.w.steps):
+            g = self.grads(self.p, self.buffers, self.X, self.Y, self.lam)
+            with torch.no_grad():
+                for k in self.keys:
+                    self.p[k].sub_(self.lr.view(-1, *([1] * (self.p[k].dim() - 1))) * g[k])
+
+    def params(self):
+        n = self.lr.shape[0]
+        return np.concatenate([self.p[k].reshape(n, -1).numpy() for k in self.keys], axis=1)
+
+
+def run_many(ctx: Context, w: Workload, dtype, rounds):
+    tol = TOL[dtype]
+    X, Y, params, lrs, lams = many_problem(w, dtype)
+    peers, skipped = [], []
+    if ctx.fastbp:
+        peers.append(FastbpManyPeer(ctx.fastbp, w, X, Y, params, lrs, lams, dtype))
+    if ctx.torch:
+        peers.append(TorchManyPeer(ctx.torch, w, X, Y, params, lrs, lams, dtype))
+    else:
+        skipped.append("torch")
+    print(f"  {w.label} -- agreement with {peers[0].name} (every network's parameters after "
+          f"{w.steps} steps):")
+    theta0 = np.stack([flat(Ws, bs) for Ws, bs in params]).astype(np.float64)
+    peers[0].reset()
+    peers[0].run()
+    d_ref = peers[0].params() - theta0
+    for p in peers[1:]:
+        p.reset()
+        p.run()
+        ctx.report(dtype, w, p.name, "theta_final - theta_0", rel_err(p.params() - theta0, d_ref),
+                   tol)
+    for s in skipped:
+        print(f"    {s:<8s} skipped (not installed)")
+    impls = [Timed(p.name, p.run, setup=p.reset) for p in peers]
+    times, stats = best_of_rounds(impls, rounds, min_sample_s=0.0, pause=ctx.pause)
+    if "fastbp" in times and "torch" in times:
+        print(f"    fastbp train_many is {times['torch'] / times['fastbp']:.1f}x faster than "
+              f"torch stack_module_state + vmap")
+    return times, skipped, stats
+
+
+# --------------------------------------------------------------------------------------------
 # Output
 # --------------------------------------------------------------------------------------------
 
@@ -707,7 +847,7 @@ def build_rows(results, rate, order):
     """results: list of (workload, {impl: best_time}, skipped, RoundStats)."""
     rows = []
     for w, times, skipped, stats in results:
-        F = flops(w.sizes, w.m)
+        F = flops(w.sizes, w.m) * w.n_nets * w.steps
         peer_times = [t for n, t in times.items() if n != "fastbp"]
         best_peer = min(peer_times) if peer_times else math.nan
         t_roof = F / rate
@@ -933,7 +1073,7 @@ def main(argv=None):
         results = []
         for wname in args.workloads:
             w = WORKLOADS[wname]
-            runner = run_sgd if w.kind == "sgd" else run_full
+            runner = {"sgd": run_sgd, "many": run_many}.get(w.kind, run_full)
             times, skipped, stats = runner(ctx, w, dtype, args.rounds)
             print(f"    timed: {stats.describe()}")
             results.append((w, times, skipped, stats))

@@ -744,7 +744,7 @@ def gather_rows(X, order, start, rows, out):
 PLAIN, MOMENTUM, NESTEROV, ADAM = 0, 1, 2, 3
 
 
-@kernel()
+@kernel(strict=True)  # IEEE as written: the same rounding in train and train_many
 def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, epsilon,
                    state, step):
     """θ := θ + update(∇J). ``grad`` holds ∂J/∂θ (already with λW); ``state``

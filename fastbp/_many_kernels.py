@@ -50,12 +50,13 @@ def rows_of(orders, starts, stops, i):
 @kernel(parallel=True)
 def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
                     weight_decays, rhos, betas, rates, kinds, momenta, beta1s, beta2s,
-                    epsilons, moments, steps, chunk, max_slots, width, active, costs,
-                    done, status):
+                    epsilons, moments, steps, want_gradient, chunk, max_slots, width, active,
+                    costs, done, status):
     """``rates.shape[1]`` full-batch steps of every active network.
 
     thetas : (n_nets, n_params)  moments : (n_nets, 2, n_params)  steps : (n_nets, 1)
     rates : (n_nets, n_steps), the step size of each network at each step
+    want_gradient : True, passed in (as train passes it) rather than written as a constant
     weight_decays, momenta, beta1s, beta2s, epsilons : (n_nets,) in θ's dtype
     rhos, betas : (n_nets,) float64 (β = 0: no sparsity term)
     costs : (n_nets, n_steps) float64 out, J before each step (as ``train``'s history)
@@ -94,7 +95,8 @@ def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, st
             previous_moments[:] = moments[i]
             J = np.float64(K.cost_and_gradient_rows(
                 theta, sizes, activations, use_blas, loss, X, Y, order, weight_decays[i],
-                sparse, True, m, chunk, max_slots, False, workspace, grad)) + sparsity_cost
+                sparse, want_gradient, m, chunk, max_slots, False, workspace, grad)) \
+                + sparsity_cost
             if not (np.isfinite(J) and all_finite_1d(grad)):
                 status[i] = NONFINITE_GRADIENT
                 break
@@ -136,9 +138,12 @@ def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts,
 
 @kernel(parallel=True)
 def cost_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
-              chunk, max_slots, width, active, costs):
-    """J (data term only, λ = 0, no sparsity) of every active network on its
-    rows — the validation cost ``train``'s early stopping computes."""
+              weight_decay, want_gradient, chunk, max_slots, width, active, costs):
+    """J (data term only: ``weight_decay`` 0, no sparsity, ``want_gradient``
+    False) of every active network on its rows — the validation cost
+    ``train``'s early stopping computes. λ and want_gradient arrive as
+    arguments, as they do in train's call, not as constants the compiler
+    could fold (which changed the rounding of the cost sum)."""
     n_nets = thetas.shape[0]
     dtype = thetas.dtype
     no_gradient = np.empty(0, dtype)
@@ -149,5 +154,6 @@ def cost_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, 
         m = K.n_examples(X, order)
         workspace = np.empty((min(max_slots, (m + chunk - 1) // chunk), width), dtype)
         costs[i] = np.float64(K.cost_and_gradient_rows(
-            thetas[i], sizes, activations, use_blas, loss, X, Y, order, dtype.type(0),
-            np.empty(0, dtype), False, m, chunk, max_slots, False, workspace, no_gradient))
+            thetas[i], sizes, activations, use_blas, loss, X, Y, order, weight_decay,
+            np.empty(0, dtype), want_gradient, m, chunk, max_slots, False, workspace,
+            no_gradient))

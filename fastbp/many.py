@@ -185,6 +185,7 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
     lam_d, mu_d, b1_d, b2_d, eps_d = (np.array([dt(v) for v in values], dtype)
                                       for values in (lam, mu, b1, b2, eps))
     lr_arr = np.array(lr, np.float64)
+    rho_arr, beta_arr = np.array(rho, np.float64), np.array(beta, np.float64)
     net_args = (net0._sizes, net0._activation_codes, net0._use_blas, LOSSES[net0.loss])
     # Per running network: the slot rows of train's workspace plus one gathered chunk of X, Y.
     width = (2 * CHUNK * sum(net0.layer_sizes[1:]) + net0.n_params
@@ -209,54 +210,59 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
     status = np.zeros(n_nets, np.int64)
     failed_at = np.full(n_nets, -1, np.int64)
     active = np.ones(n_nets, np.bool_)
+    # Full-batch steps per kernel call: all of them (in blocks that bound the rate and
+    # cost arrays) unless a callback or early stopping must look after every iteration.
     per_call = 1 if (callback is not None or stoppers is not None or not full_batch) \
-        else max(iterations, 1)
+        else 1024
     shuffle_rngs = [np.random.default_rng(s) for s in seeds] if not full_batch else None
     sizes_fit = [(f.shape[0] if f is not None else m) for f in fit]
 
     t = 0
-    with blas_single_threaded(net0._any_blas):
-        while t < iterations and active.any():
-            n = min(per_call, iterations - t)
-            if full_batch:
-                rate = np.stack([rates(t + k) for k in range(n)], axis=1)
-                costs = np.zeros((n_nets, n), np.float64)
-                done = np.zeros(n_nets, np.int64)
-                MK.full_batch_many(thetas, *net_args, X, Y, fit_orders, fit_starts, fit_stops,
-                                   lam_d, np.array(rho, np.float64),
-                                   np.array(beta, np.float64), rate, kinds, mu_d, b1_d, b2_d,
-                                   eps_d, moments, steps, CHUNK, MAX_SLOTS, width, active,
-                                   costs, done, status)
-            else:
-                orders, starts, stops, shuffled = _epoch_orders(
-                    fit, sizes_fit, shuffle, shuffle_rngs, active, m)
-                costs = np.zeros((n_nets, 1), np.float64)
-                MK.epoch_many(thetas, *net_args, X, Y, orders, starts, stops, shuffled,
-                              batch_size, nets[0]._batch_parts(batch_size), lam_d, rates(t), kinds, mu_d, b1_d, b2_d, eps_d,
-                              moments, steps, CHUNK, active, costs[:, 0], status)
-                done = np.where(status == MK.OK, 1, 0)
-            val_costs = None
-            if stoppers is not None:
-                val_costs = np.zeros(n_nets, np.float64)
-                MK.cost_many(thetas, *net_args, X, Y, val_orders, val_starts, val_stops,
-                             CHUNK, MAX_SLOTS, width, active & (status == MK.OK), val_costs)
-            for i in np.flatnonzero(active):
-                histories[i].extend(costs[i, :done[i]].tolist())
-                if status[i] != MK.OK:
-                    failed_at[i] = t + done[i]
+    while t < iterations and active.any():
+        n = min(per_call, iterations - t)
+        if full_batch:
+            rate = np.stack([rates(t + k) for k in range(n)], axis=1)
+            costs = np.zeros((n_nets, n), np.float64)
+            done = np.zeros(n_nets, np.int64)
+            with blas_single_threaded(net0._any_blas):
+                MK.full_batch_many(
+                    thetas, *net_args, X, Y, fit_orders, fit_starts, fit_stops, lam_d,
+                    rho_arr, beta_arr, rate, kinds, mu_d, b1_d, b2_d, eps_d, moments, steps,
+                    True, CHUNK, MAX_SLOTS, width, active, costs, done, status)
+        else:
+            orders, starts, stops, shuffled = _epoch_orders(
+                fit, sizes_fit, shuffle, shuffle_rngs, active, m)
+            costs = np.zeros((n_nets, 1), np.float64)
+            with blas_single_threaded(net0._any_blas):
+                MK.epoch_many(
+                    thetas, *net_args, X, Y, orders, starts, stops, shuffled, batch_size,
+                    net0._batch_parts(batch_size), lam_d, rates(t), kinds, mu_d, b1_d, b2_d, eps_d, moments, steps, CHUNK,
+                    active, costs[:, 0], status)
+            done = np.where(status == MK.OK, 1, 0)
+        val_costs = None
+        if stoppers is not None:
+            val_costs = np.zeros(n_nets, np.float64)
+            with blas_single_threaded(net0._any_blas):
+                MK.cost_many(
+                    thetas, *net_args, X, Y, val_orders, val_starts, val_stops, dt(0.0),
+                    False, CHUNK, MAX_SLOTS, width, active & (status == MK.OK), val_costs)
+        for i in np.flatnonzero(active):
+            histories[i].extend(costs[i, :done[i]].tolist())
+            if status[i] != MK.OK:
+                failed_at[i] = t + done[i]
+                active[i] = False
+                continue
+            if stoppers is not None and stoppers[i].update(t, val_costs[i], thetas[i]):
+                active[i] = False
+                continue
+            if callback is not None:
+                net = nets[i]
+                net._theta[...] = thetas[i]
+                stop = callback(i, t, histories[i][-1], net)
+                thetas[i] = net._theta  # a callback may change θ, as with train
+                if stop:
                     active[i] = False
-                    continue
-                if stoppers is not None and stoppers[i].update(t, val_costs[i], thetas[i]):
-                    active[i] = False
-                    continue
-                if callback is not None:
-                    net = nets[i]
-                    net._theta[...] = thetas[i]
-                    stop = callback(i, t, histories[i][-1], net)
-                    thetas[i] = net._theta  # a callback may change θ, as with train
-                    if stop:
-                        active[i] = False
-            t += n
+        t += n
 
     results = []
     for i, net in enumerate(nets):

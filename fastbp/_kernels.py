@@ -46,10 +46,16 @@ from ._blas import gemm_accumulate
 from ._exp import exp
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
-# output layer, together with the cross-entropy loss.
+# output layer, together with the cross-entropy loss; EXP only on the output
+# layer, together with the Poisson loss.
 SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = 0, 1, 2, 3, 4
+EXP = 5
 # Loss codes: the seed's half squared error, or cross-entropy on a softmax.
 SQUARED, CROSS_ENTROPY = 0, 1
+# scikit-learn's other two output losses, each on its canonical output so that
+# δ^(n_l) = a − y: binary cross-entropy on logistic output units (one per label)
+# and half the Poisson deviance on an exp output.
+BINARY_CROSS_ENTROPY, POISSON = 2, 3
 
 
 # --------------------------------------------------------------------------
@@ -139,6 +145,9 @@ def activate(a, b, activation):
             inv = one / total
             for i in range(n):
                 a[r, i] *= inv
+    elif activation == EXP:
+        for k in range(z.shape[0]):
+            z[k] = exp(z[k])
     # IDENTITY: z is the activation.
 
 
@@ -188,16 +197,42 @@ def forward_layer(a_prev, W, b, activation, use_blas, a):
 
 
 @kernel()
+def other_loss(a, y, loss, eps, tiny):
+    """One output's cost for the two losses whose residual is δ = a − y (as
+    scikit-learn's MLP computes them); ``eps``, ``tiny`` are finfo(dtype)'s:
+
+    binary_cross_entropy  −y log p − (1 − y) log(1 − p),  p = a clipped to [eps, 1 − eps]
+    poisson               y log(y / a) − y + a  (y log(y / a) = 0 when y = 0), a = exp(z)
+    """
+    zero = eps - eps
+    one = eps / eps
+    if loss == BINARY_CROSS_ENTROPY:
+        p = min(max(a, eps), one - eps)
+        cost = zero
+        if y != zero:
+            cost -= y * np.log(p)
+        if y != one:
+            cost -= (one - y) * np.log(one - p)
+        return cost
+    cost = a - y
+    if y != zero:
+        cost += y * np.log(y / max(a, tiny))
+    return cost
+
+
+@kernel()
 def output_residual(a, y, activation, loss, delta):
     """Step 2 for one chunk; returns the chunk's summed cost Σ_k J(x^(k), y^(k)).
 
     squared:        J = ½ ‖a − y‖²,   δ_i = −(y_i − a_i) · f'(z_i)
     cross_entropy:  J = −Σ_i y_i log a_i with a = softmax(z),
                     δ_i = a_i Σ_j y_j − y_i  (= a_i − y_i when the row of y sums to 1)
+    binary_cross_entropy, poisson:  J = Σ_i :func:`other_loss`,  δ_i = a_i − y_i
     """
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
     tiny = np.finfo(a.dtype).tiny
+    eps = a.dtype.type(np.finfo(a.dtype).eps)
     rows, n = a.shape
     cost = zero
     if loss == SQUARED:
@@ -207,6 +242,11 @@ def output_residual(a, y, activation, loss, delta):
                 cost += half * diff * diff
                 delta[r, i] = diff  # −(y − a)
         scale_by_derivative(delta, a, activation)
+    elif loss == BINARY_CROSS_ENTROPY or loss == POISSON:
+        for r in range(rows):
+            for i in range(n):
+                cost += other_loss(a[r, i], y[r, i], loss, eps, tiny)
+                delta[r, i] = a[r, i] - y[r, i]
     else:
         for r in range(rows):
             total = zero
@@ -424,6 +464,7 @@ def chunk_cost(a, y, loss):
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
     tiny = np.finfo(a.dtype).tiny
+    eps = a.dtype.type(np.finfo(a.dtype).eps)
     cost = zero
     rows, n = a.shape
     for r in range(rows):
@@ -431,6 +472,8 @@ def chunk_cost(a, y, loss):
             if loss == SQUARED:
                 diff = a[r, i] - y[r, i]
                 cost += half * diff * diff
+            elif loss == BINARY_CROSS_ENTROPY or loss == POISSON:
+                cost += other_loss(a[r, i], y[r, i], loss, eps, tiny)
             elif y[r, i] != zero:
                 cost -= y[r, i] * np.log(max(a[r, i], tiny))
     return cost

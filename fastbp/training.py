@@ -12,6 +12,7 @@ from ._compiler import CHUNK
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_scalar
 from .checkpoint import load_checkpoint, save_checkpoint
+from .network import LOSSES as K_LOSSES
 
 OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step")
@@ -304,7 +305,7 @@ def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
     with blas_single_threaded(net._any_blas):
         return float(K.minibatch_epoch_kernel(
             net.theta, net._sizes, net._activation_codes, net._use_blas,
-            K.SQUARED if net.loss == "squared" else K.CROSS_ENTROPY, X, Y, order, shuffle,
+            K_LOSSES[net.loss], X, Y, order, shuffle,
             batch_size, net.dtype.type(weight_decay), CHUNK, kind, rate, momentum, beta1,
             beta2, eps, moments, step))
 

@@ -208,6 +208,26 @@ class _BaseMLP(BaseEstimator):
         self._bind(net)
         return net
 
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight=None, *buffers):
+        """Loss and gradient at a parameter vector packed as scikit-learn packs
+        it (every coefs_[i] row-major, then every intercepts_[i]), computed by
+        fastbp's kernel; the parameters are set to it, as scikit-learn does.
+        scikit-learn's private hook, kept for code (and its test) that calls it;
+        ``buffers`` (its preallocated arrays) are not needed."""
+        net = self._network()
+        index = np.arange(net.n_params)
+        W_index, b_index = net.unflatten(index)
+        order = np.concatenate([W.T.ravel() for W in W_index] + list(b_index))
+        net.theta[order] = np.asarray(packed_coef_inter, dtype=net.dtype)
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        Y = np.ascontiguousarray(np.reshape(y, (X.shape[0], -1)), dtype=net.dtype)
+        grad = np.empty(net.n_params, net.dtype)
+        J = net._evaluate(net.theta, X, Y, self._alpha(sample_weight, X) / X.shape[0],
+                          0.0, 0.0, grad)
+        return J, grad[order].astype(np.float64)
+
     @property
     def net_(self):
         """The fitted :class:`fastbp.Network` (θ shared with coefs_ and intercepts_)."""
@@ -429,6 +449,8 @@ class _BaseMLP(BaseEstimator):
         n_full = n - n % batch_size
         opt = self._optimizer
         dt = net.dtype.type
+        # Adam's kernel applies its bias correction to the initial rate itself.
+        rate = opt.learning_rate_init if opt.solver == "adam" else opt.learning_rate
         total = 0.0
         no_order = np.empty(0, np.int64)
         with blas_single_threaded(net._any_blas), np.errstate(over="ignore", invalid="ignore"):
@@ -438,7 +460,7 @@ class _BaseMLP(BaseEstimator):
                 J = K.minibatch_epoch_kernel(
                     net.theta, net._sizes, net._activation_codes, net._use_blas,
                     LOSSES[net.loss], X[lo:hi], Y[lo:hi], no_order, False, b,
-                    dt(alpha / b), CHUNK, opt.kind, dt(opt.learning_rate), dt(opt.momentum),
+                    dt(alpha / b), CHUNK, opt.kind, dt(rate), dt(opt.momentum),
                     dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon), opt.moments, opt.step)
                 total += float(J) * (hi - lo)
         opt.after_steps()
@@ -468,6 +490,8 @@ class _BaseMLP(BaseEstimator):
     def _score_network(self, X, y):
         """Validation score (R² or accuracy) without input validation; NaN when
         the network's outputs are not finite."""
+        if not np.all(np.isfinite(self._network().theta)):
+            return np.nan
         out = self._forward(X)
         if not np.all(np.isfinite(out)):
             return np.nan

@@ -54,6 +54,12 @@ from numbers import Integral, Real
 import numpy as np
 import scipy.optimize
 import scipy.sparse
+
+try:
+    import sklearn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("fastbp.MLPClassifier and fastbp.MLPRegressor need scikit-learn: "
+                      "pip install 'fastbp[sklearn]'") from exc
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score

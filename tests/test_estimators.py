@@ -319,11 +319,31 @@ def test_new_losses_gradient_check(loss, activation):
     assert J32 == pytest.approx(net.cost(X, Y), rel=1e-5)
 
 
+BLOCKED_SKLEARN = """
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "sklearn" or name.startswith("sklearn."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+import fastbp
+net = fastbp.Network([2, 3, 1])          # fastbp works without scikit-learn
+try:
+    fastbp.MLPClassifier
+except ImportError as exc:
+    print(exc)
+"""
+
+
 def test_import_fastbp_does_not_import_sklearn():
     code = "import sys, fastbp; assert 'sklearn' not in sys.modules; print('OK')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env={**os.environ}, timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "OK", out.stderr
+    out = subprocess.run([sys.executable, "-c", BLOCKED_SKLEARN], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "need scikit-learn: pip install 'fastbp[sklearn]'" in out.stdout
 
 
 # ------------------------------------------------------- sklearn's checks

@@ -636,14 +636,22 @@ def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, eps
             else:
                 theta[p] += v[p]
     else:
-        t = theta.dtype.type(step[0])
-        rate = learning_rate * np.sqrt(one - beta2 ** t) / (one - beta1 ** t)
+        # β₁, β₂ may arrive as float64 for a float32 θ (scikit-learn's float32
+        # Adam): 1 − β and the bias correction are then formed from them in
+        # float64 and rounded once to θ's dtype, and the loop stays in θ's
+        # dtype. With β in θ's dtype every value is what it always was.
+        dt = theta.dtype.type
+        beta_one = type(beta2)(1)
+        t = type(beta2)(step[0])
+        rate = dt(learning_rate * np.sqrt(beta_one - beta2 ** t) / (beta_one - beta1 ** t))
+        b1, b2 = dt(beta1), dt(beta2)
+        c1, c2 = dt(beta_one - beta1), dt(beta_one - beta2)
         m1 = state[0]
         m2 = state[1]
         for p in range(n):
             g = grad[p]
-            m1[p] = beta1 * m1[p] + (one - beta1) * g
-            m2[p] = beta2 * m2[p] + (one - beta2) * g * g
+            m1[p] = b1 * m1[p] + c1 * g
+            m2[p] = b2 * m2[p] + c2 * g * g
             theta[p] -= rate * m1[p] / (np.sqrt(m2[p]) + epsilon)
 
 

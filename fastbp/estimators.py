@@ -467,7 +467,10 @@ class _BaseMLP(BaseEstimator):
                     net.theta, net._sizes, net._activation_codes, net._use_blas,
                     LOSSES[net.loss], X[lo:hi], Y[lo:hi], no_order, False, b,
                     dt(alpha / b), CHUNK, opt.kind, dt(rate), dt(opt.momentum),
-                    dt(opt.beta_1), dt(opt.beta_2), dt(opt.epsilon), opt.moments, opt.step)
+                    # β in float64: Adam's 1 − β and bias correction as scikit-learn
+                    # forms them (float32 θ: the kernel rounds them once)
+                    float(opt.beta_1), float(opt.beta_2), dt(opt.epsilon), opt.moments,
+                    opt.step)
                 total += float(J) * (hi - lo)
         opt.after_steps()
         return total / n

@@ -30,14 +30,7 @@ REBIND = {sk_nn.MLPClassifier: fastbp.MLPClassifier, sk_nn.MLPRegressor: fastbp.
 
 #: scikit-learn's tests that fail against fastbp, by test id, with the reason.
 KNOWN_FAILURES = {
-    "test_mlp_regressor_dtypes_casting": (
-        "float32 Adam rounds differently: the kernel uses float32(beta_1), float32(beta_2) "
-        "throughout (1 - beta and the bias correction included); scikit-learn's float32 "
-        "Adam takes 1 - beta and the bias correction from the Python floats. float32 vs "
-        "float64 predictions then differ by 6.4e-4 relative at one of 60 points "
-        "(tolerance 5e-4; scikit-learn: 9.9e-5). With betas exact in float32 (1-2**-3, "
-        "1-2**-10) both libraries' gaps are 1.26e-4 and fastbp's float32 fit matches "
-        "scikit-learn's to 1.3e-5; sgd and lbfgs agree to 3e-7."),
+    # none at present: add "test_id": "reason" here for a test that must keep failing
 }
 
 

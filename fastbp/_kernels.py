@@ -46,10 +46,16 @@ from ._blas import gemm_accumulate
 from ._exp import exp
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
-# output layer, together with the cross-entropy loss.
+# output layer, together with the cross-entropy loss; EXP only on the output
+# layer, together with the Poisson loss.
 SIGMOID, TANH, RELU, IDENTITY, SOFTMAX = 0, 1, 2, 3, 4
+EXP = 5
 # Loss codes: the seed's half squared error, or cross-entropy on a softmax.
 SQUARED, CROSS_ENTROPY = 0, 1
+# scikit-learn's other two output losses, each on its canonical output so that
+# δ^(n_l) = a − y: binary cross-entropy on logistic output units (one per label)
+# and half the Poisson deviance on an exp output.
+BINARY_CROSS_ENTROPY, POISSON = 2, 3
 
 
 # --------------------------------------------------------------------------
@@ -155,6 +161,9 @@ def activate(a, b, activation):
             inv = one / total
             for i in range(n):
                 a[r, i] *= inv
+    elif activation == EXP:
+        for k in range(z.shape[0]):
+            z[k] = exp(z[k])
     # IDENTITY: z is the activation.
 
 
@@ -204,6 +213,29 @@ def forward_layer(a_prev, W, b, activation, use_blas, a):
 
 
 @kernel()
+def other_loss(a, y, loss, eps, tiny):
+    """One output's cost for the two losses whose residual is δ = a − y (as
+    scikit-learn's MLP computes them); ``eps``, ``tiny`` are finfo(dtype)'s:
+
+    binary_cross_entropy  −y log p − (1 − y) log(1 − p),  p = a clipped to [eps, 1 − eps]
+    poisson               y log(y / a) − y + a  (y log(y / a) = 0 when y = 0), a = exp(z)
+    """
+    zero = eps - eps
+    one = eps / eps
+    if loss == BINARY_CROSS_ENTROPY:
+        p = min(max(a, eps), one - eps)
+        cost = zero
+        if y != zero:
+            cost -= y * np.log(p)
+        if y != one:
+            cost -= (one - y) * np.log(one - p)
+        return cost
+    cost = a - y
+    if y != zero:
+        cost += y * np.log(y / max(a, tiny))
+    return cost
+
+
 def log_softmax(a, r, i, a_prev, W, b):
     """log a_i^(n_l) of row r, where a = softmax(z), z = W a_prev + b.
 
@@ -240,9 +272,12 @@ def output_residual(a, y, activation, loss, delta, a_prev, W, b):
                     z_i − logsumexp(z) (see :func:`log_softmax`; ``a_prev``,
                     ``W``, ``b`` are the output layer's input and parameters),
                     δ_i = a_i Σ_j y_j − y_i  (= a_i − y_i when the row of y sums to 1)
+    binary_cross_entropy, poisson:  J = Σ_i :func:`other_loss`,  δ_i = a_i − y_i
     """
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
+    tiny = np.finfo(a.dtype).tiny
+    eps = a.dtype.type(np.finfo(a.dtype).eps)
     rows, n = a.shape
     cost = zero
     if loss == SQUARED:
@@ -252,6 +287,11 @@ def output_residual(a, y, activation, loss, delta, a_prev, W, b):
                 cost += half * diff * diff
                 delta[r, i] = diff  # −(y − a)
         scale_by_derivative(delta, a, activation)
+    elif loss == BINARY_CROSS_ENTROPY or loss == POISSON:
+        for r in range(rows):
+            for i in range(n):
+                cost += other_loss(a[r, i], y[r, i], loss, eps, tiny)
+                delta[r, i] = a[r, i] - y[r, i]
     else:
         for r in range(rows):
             total = zero
@@ -548,6 +588,8 @@ def chunk_cost(a, y, loss, a_prev, W, b):
     ``a_prev``, ``W``, ``b`` as in :func:`output_residual`."""
     half = a.dtype.type(0.5)
     zero = a.dtype.type(0)
+    tiny = np.finfo(a.dtype).tiny
+    eps = a.dtype.type(np.finfo(a.dtype).eps)
     cost = zero
     rows, n = a.shape
     for r in range(rows):
@@ -555,6 +597,8 @@ def chunk_cost(a, y, loss, a_prev, W, b):
             if loss == SQUARED:
                 diff = a[r, i] - y[r, i]
                 cost += half * diff * diff
+            elif loss == BINARY_CROSS_ENTROPY or loss == POISSON:
+                cost += other_loss(a[r, i], y[r, i], loss, eps, tiny)
             elif y[r, i] != zero:
                 cost -= y[r, i] * log_softmax(a, r, i, a_prev, W, b)
     return cost
@@ -772,14 +816,22 @@ def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, eps
             else:
                 theta[p] += v[p]
     else:
-        t = theta.dtype.type(step[0])
-        rate = learning_rate * np.sqrt(one - beta2 ** t) / (one - beta1 ** t)
+        # β₁, β₂ may arrive as float64 for a float32 θ (scikit-learn's float32
+        # Adam): 1 − β and the bias correction are then formed from them in
+        # float64 and rounded once to θ's dtype, and the loop stays in θ's
+        # dtype. With β in θ's dtype every value is what it always was.
+        dt = theta.dtype.type
+        beta_one = type(beta2)(1)
+        t = type(beta2)(step[0])
+        rate = dt(learning_rate * np.sqrt(beta_one - beta2 ** t) / (beta_one - beta1 ** t))
+        b1, b2 = dt(beta1), dt(beta2)
+        c1, c2 = dt(beta_one - beta1), dt(beta_one - beta2)
         m1 = state[0]
         m2 = state[1]
         for p in range(n):
             g = grad[p]
-            m1[p] = beta1 * m1[p] + (one - beta1) * g
-            m2[p] = beta2 * m2[p] + (one - beta2) * g * g
+            m1[p] = b1 * m1[p] + c1 * g
+            m2[p] = b2 * m2[p] + c2 * g * g
             theta[p] -= rate * m1[p] / (np.sqrt(m2[p]) + epsilon)
 
 

@@ -1,926 +1,860 @@
-"""scikit-learn compatible estimators: :class:`MLPRegressor` and :class:`MLPClassifier`.
+"""scikit-learn's :class:`MLPClassifier` and :class:`MLPRegressor` on fastbp's kernels.
 
-Both are thin shells around :class:`fastbp.Network` and :func:`fastbp.train`:
-they validate hyper-parameters and data, encode class labels, build the
-network, hand every iteration to ``train`` and keep the bookkeeping
-(``loss_curve_``, early stopping, convergence). There is no second engine and
-no math here beyond label encoding and the scores (R², accuracy) that
-``score`` and early stopping report.
+Drop-in replacements for ``sklearn.neural_network.MLPClassifier`` and
+``MLPRegressor``: the same parameters with the same names, meanings and
+defaults, the same fitted attributes and methods, and the same training
+procedure (Glorot initialisation drawn from ``random_state`` in scikit-learn's
+order, its mini-batch order, early-stopping split, learning-rate schedules,
+stopping rule and warnings). Every forward pass, gradient and parameter update
+runs in :mod:`fastbp._kernels` — a :class:`fastbp.Network` holds the
+parameters, and ``coefs_[i]``/``intercepts_[i]`` are views into its θ
+(``coefs_[i]`` is ``W.T``: scikit-learn stores (fan_in, fan_out)).
 
-scikit-learn is optional. When it is importable the estimators inherit from
-``sklearn.base.BaseEstimator`` and ``RegressorMixin``/``ClassifierMixin`` and
-use sklearn's own input validation, so they work with ``clone``, pipelines,
-``GridSearchCV`` and pass ``check_estimator``. Without it a small built-in base
-supplies ``get_params``/``set_params``/``score`` and equivalent input checks.
+scikit-learn is required (``pip install fastbp[sklearn]``); ``import fastbp``
+does not import it — ``fastbp.MLPClassifier`` loads this module on first use.
+
+What the objective is, exactly as scikit-learn computes it (n = samples in the
+batch, or all of them for L-BFGS)::
+
+    loss = (1/n) Σ_k loss(y_k, h(x_k)) + (α / 2n) Σ_l ‖W_l‖²
+
+with the output loss on the canonical output unit (δ = h − y): identity +
+½‖·‖² (regressor), exp + half Poisson deviance (regressor, ``loss="poisson"``),
+one logistic unit + binary log-loss (two classes), softmax + log-loss (several
+classes), one logistic unit per label + binary log-loss (multilabel). In
+fastbp's terms: ``weight_decay = alpha / n`` per batch.
+
+Differences from scikit-learn, all documented on the parameters below:
+
+* sparse ``X`` is densified once, up front (``X.toarray()``), in ``fit`` and
+  ``predict`` alike;
+* ``sample_weight`` must be None or constant: fastbp's kernels do not weight
+  samples. A constant weight c is exactly scikit-learn's weighting (it scales
+  the penalty to α/c); other weights raise ``ValueError``;
+* with several regression targets, scikit-learn's *reported* squared error
+  divides the data term by n_outputs while its gradients do not; fastbp trains
+  with the same gradients and reports the loss those gradients belong to
+  (summed over outputs). With one output the two agree.
+
+Extra parameters (not in scikit-learn): ``dtype`` (network precision; default
+X's float dtype), ``init`` ("glorot" = scikit-learn's, "normal" = the seed's
+N(0, ε²), "uniform" = the UFLDL exercise code's) and ``init_epsilon`` (ε).
 
 >>> import numpy as np
->>> from fastbp.estimators import MLPRegressor
+>>> from fastbp import MLPRegressor
 >>> X = np.linspace(-1, 1, 50).reshape(-1, 1)
->>> reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=100, random_state=0).fit(X, X[:, 0] ** 2)
+>>> reg = MLPRegressor(hidden_layer_sizes=(8,), solver="lbfgs", random_state=0).fit(X, X[:, 0] ** 2)
 >>> reg.predict(X).shape
 (50,)
 """
 
-import inspect
-import numbers
 import warnings
-from collections.abc import Mapping
+from numbers import Integral, Real
 
 import numpy as np
-
-from ._validation import all_finite, check_dtype, check_scalar
-from .network import ACTIVATIONS, Network
-from .training import train
-
-try:  # scikit-learn is optional
-    from sklearn.base import BaseEstimator as _SkBaseEstimator
-    from sklearn.base import ClassifierMixin as _SkClassifierMixin
-    from sklearn.base import RegressorMixin as _SkRegressorMixin
-    from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
-    from sklearn.utils.multiclass import check_classification_targets as _sk_check_targets
-    from sklearn.utils.validation import check_is_fitted as _sk_check_is_fitted
-except ImportError:
-    HAS_SKLEARN = False
-
-    class ConvergenceWarning(UserWarning):
-        """Training reached ``max_iter`` before it converged (scikit-learn's
-        ``ConvergenceWarning`` when scikit-learn is installed)."""
-
-    class DataConversionWarning(UserWarning):
-        """A column-vector y was passed where a 1-D array was expected."""
-
-    class NotFittedError(ValueError, AttributeError):
-        """The estimator is used before ``fit``."""
-else:
-    HAS_SKLEARN = True
-    try:
-        from sklearn.utils.validation import validate_data as _sk_validate_data  # >= 1.6
-    except ImportError:  # scikit-learn < 1.6: the same thing as a private method
-        def _sk_validate_data(estimator, X="no_validation", y="no_validation", **kwargs):
-            return estimator._validate_data(X, y, **kwargs)
-
-# scikit-learn >= 1.6 describes estimators with __sklearn_tags__, older ones with _more_tags.
-_SKLEARN_TAGS = HAS_SKLEARN and hasattr(_SkBaseEstimator, "__sklearn_tags__")
-
-__all__ = ["MLPRegressor", "MLPClassifier", "ConvergenceWarning", "NotFittedError",
-           "HAS_SKLEARN"]
-
-# partial_fit runs one epoch of the chosen optimizer when it works on
-# mini-batches, otherwise one epoch of "sgd".
-_MINIBATCH_OPTIMIZERS = ("sgd", "adam")
-# Keyword arguments of fastbp.train that the estimators set themselves.
-_RESERVED_TRAIN_ARGS = frozenset((
-    "net", "X", "Y", "learning_rate", "weight_decay", "iterations", "callback", "optimizer",
-    "batch_size", "shuffle", "seed", "state", "validation_fraction", "n_iter_no_change", "tol"))
-_INITS = ("uniform", "normal")
-_MAX_SEED = 2**31 - 1
-
-
-# ----------------------------------------------------------------- fallbacks
-class _FallbackBaseEstimator:
-    """``get_params``/``set_params``/``repr`` from ``__init__``'s signature, for
-    when scikit-learn is not installed."""
-
-    @classmethod
-    def _get_param_names(cls):
-        init = cls.__init__
-        if init is object.__init__:
-            return []
-        names = []
-        for p in inspect.signature(init).parameters.values():
-            if p.name == "self" or p.kind == p.VAR_KEYWORD:
-                continue
-            if p.kind == p.VAR_POSITIONAL:
-                raise RuntimeError(f"{cls.__name__}.__init__ must not take *args")
-            names.append(p.name)
-        return sorted(names)
-
-    def get_params(self, deep=True):
-        """Parameters of this estimator (and, with ``deep``, of nested estimators)."""
-        out = {}
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            if deep and hasattr(value, "get_params") and not isinstance(value, type):
-                out.update((f"{name}__{k}", v) for k, v in value.get_params().items())
-            out[name] = value
-        return out
-
-    def set_params(self, **params):
-        """Set parameters (``name`` or ``nested__name``); returns self."""
-        if not params:
-            return self
-        valid = self.get_params(deep=True)
-        nested = {}
-        for key, value in params.items():
-            name, delim, sub = key.partition("__")
-            if name not in valid:
-                raise ValueError(f"Invalid parameter {name!r} for estimator {self}. "
-                                 f"Valid parameters are: {self._get_param_names()!r}.")
-            if delim:
-                nested.setdefault(name, {})[sub] = value
-            else:
-                setattr(self, name, value)
-                valid[name] = value
-        for name, sub_params in nested.items():
-            valid[name].set_params(**sub_params)
-        return self
-
-    def __repr__(self):
-        defaults = {p.name: p.default
-                    for p in inspect.signature(type(self).__init__).parameters.values()}
-        shown = []
-        for name in self._get_param_names():
-            value, default = getattr(self, name), defaults.get(name, inspect.Parameter.empty)
-            same = value is default or (type(value) is type(default) and repr(value) == repr(default))
-            if not same:
-                shown.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(shown)})"
-
-
-class _FallbackRegressorMixin:
-    _estimator_type = "regressor"
-
-    def score(self, X, y, sample_weight=None):
-        """R² of ``predict(X)`` against y, averaged uniformly over outputs."""
-        return _r2_score(y, self.predict(X), sample_weight)
-
-
-class _FallbackClassifierMixin:
-    _estimator_type = "classifier"
-
-    def score(self, X, y, sample_weight=None):
-        """Mean accuracy of ``predict(X)`` against y."""
-        return _accuracy_score(y, self.predict(X), sample_weight)
-
-
-if HAS_SKLEARN:
-    _Base, _RegressorMixin, _ClassifierMixin = _SkBaseEstimator, _SkRegressorMixin, _SkClassifierMixin
-else:
-    _Base, _RegressorMixin, _ClassifierMixin = (
-        _FallbackBaseEstimator, _FallbackRegressorMixin, _FallbackClassifierMixin)
-
-
-# ------------------------------------------------------------------- scores
-def _r2_score(y_true, y_pred, sample_weight=None):
-    """R² = 1 − Σ w(y − ŷ)² / Σ w(y − ȳ)², per output, averaged uniformly
-    (a constant y scores 1 when predicted exactly, else 0: sklearn's convention)."""
-    y_true = np.asarray(y_true, dtype=np.float64)
-    y_pred = np.asarray(y_pred, dtype=np.float64)
-    n = y_true.shape[0]
-    y_true, y_pred = y_true.reshape(n, -1), y_pred.reshape(y_pred.shape[0], -1)
-    if y_pred.shape != y_true.shape:
-        raise ValueError(f"y has shape {y_true.shape} but the predictions {y_pred.shape}")
-    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(-1)
-    if w.shape[0] != n:
-        raise ValueError(f"sample_weight has {w.shape[0]} entries for {n} samples")
-    w = w[:, None]
-    mean = (w * y_true).sum(axis=0) / w.sum()
-    num = (w * (y_true - y_pred) ** 2).sum(axis=0)
-    den = (w * (y_true - mean) ** 2).sum(axis=0)
-    r2 = np.where(den > 0, 1.0 - num / np.where(den > 0, den, 1.0), np.where(num == 0, 1.0, 0.0))
-    return float(r2.mean())
-
-
-def _accuracy_score(y_true, y_pred, sample_weight=None):
-    y_true = np.asarray(y_true).reshape(-1)
-    y_pred = np.asarray(y_pred).reshape(-1)
-    if y_true.shape != y_pred.shape:
-        raise ValueError(f"y has {y_true.shape[0]} labels but there are {y_pred.shape[0]} predictions")
-    hit = (y_true == y_pred).astype(np.float64)
-    return float(np.average(hit, weights=sample_weight))
-
-
-# ------------------------------------------------------- parameter checks
-def _check_bool(value, name):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
-
-
-def _check_hidden_layer_sizes(value):
-    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        value = (value,)
-    if isinstance(value, (str, bytes)):
-        raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, got {value!r}")
-    try:
-        sizes = list(value)
-    except TypeError:
-        raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, "
-                        f"got {type(value).__name__} {value!r}") from None
-    for k, s in enumerate(sizes):
-        if isinstance(s, (bool, np.bool_)) or not isinstance(s, numbers.Integral):
-            raise TypeError(f"hidden_layer_sizes[{k}] must be an integer, got {s!r}")
-        if s < 1:
-            raise ValueError(f"hidden_layer_sizes[{k}] must be >= 1, got {s}")
-    return tuple(int(s) for s in sizes)
-
-
-def _check_name(value, name, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {sorted(choices)}, got {value!r}")
-    return value
-
-
-def _check_fraction(value, name):
-    value = check_scalar(value, name, low=0, low_inclusive=False)
-    if value >= 1:
-        raise ValueError(f"{name} must be in (0, 1), got {value!r}")
-    return value
-
-
-def _draw_seeds(random_state, k):
-    """k integer seeds from ``random_state`` (None: numpy's global RandomState;
-    an int; a ``np.random.RandomState``; a ``np.random.Generator``)."""
-    if random_state is None:
-        return [int(s) for s in np.random.randint(0, _MAX_SEED, size=k)]
-    if isinstance(random_state, numbers.Integral) and not isinstance(random_state, (bool, np.bool_)):
-        random_state = np.random.RandomState(int(random_state))
-    if isinstance(random_state, np.random.RandomState):
-        return [int(s) for s in random_state.randint(0, _MAX_SEED, size=k)]
-    if isinstance(random_state, np.random.Generator):
-        return [int(s) for s in random_state.integers(0, _MAX_SEED, size=k)]
-    raise TypeError(f"random_state must be None, an int, a np.random.RandomState or a "
-                    f"np.random.Generator, got {type(random_state).__name__} {random_state!r}")
-
-
-def _train_accepts(name):
-    return name in inspect.signature(train).parameters
-
-
-# ------------------------------------------------------- data checks (no sklearn)
-def _is_sparse(a):
-    try:
-        from scipy.sparse import issparse
-    except ImportError:  # pragma: no cover - scipy is a fastbp dependency
-        return False
-    return issparse(a)
-
-
-def _fallback_check_X(estimator, X, *, reset, dtype):
-    name = type(estimator).__name__
-    if _is_sparse(X):
-        raise TypeError(f"{name} does not accept sparse input; pass a dense array (X.toarray()).")
-    if X is None or isinstance(X, (str, bytes)):
-        raise TypeError(f"X must be a 2-D array-like of numbers, got {type(X).__name__}")
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged nested lists and the like
-        raise ValueError(f"X must be a 2-D array-like of numbers: {exc}") from None
-    if arr.dtype.kind == "c":
-        raise ValueError("Complex data not supported")
-    if arr.ndim != 2:
-        raise ValueError(f"Expected a 2-D array for X, got {arr.ndim}-D (shape {arr.shape}); "
-                         f"use X.reshape(-1, 1) for a single feature or X.reshape(1, -1) for "
-                         f"a single sample.")
-    if arr.dtype.kind not in "biuf":
-        try:
-            arr = arr.astype(dtype)
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"X must hold numbers: {exc}") from None
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    n_samples, n_features = arr.shape
-    if n_samples == 0:
-        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum "
-                         f"of 1 is required by {name}.")
-    if n_features == 0:
-        raise ValueError(f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum "
-                         f"of 1 is required by {name}.")
-    if not all_finite(arr):
-        raise ValueError("Input X contains NaN or infinity.")
-    if reset:
-        estimator.n_features_in_ = n_features
-    elif n_features != estimator.n_features_in_:
-        raise ValueError(f"X has {n_features} features, but {name} is expecting "
-                         f"{estimator.n_features_in_} features as input.")
-    return arr
-
-
-def _fallback_check_y(estimator, y, n_samples, *, numeric):
-    """y as an ndarray: numeric (regression, 1-D or 2-D) or labels (1-D)."""
-    name = type(estimator).__name__
-    if y is None:
-        raise ValueError(f"This {name} estimator requires y to be passed, but the target y is None.")
-    if _is_sparse(y):
-        raise TypeError(f"{name} does not accept a sparse y; pass a dense array.")
-    try:
-        y = np.asarray(y)
-    except Exception as exc:
-        raise ValueError(f"y must be an array-like: {exc}") from None
-    if y.dtype.kind == "c":
-        raise ValueError("Complex data not supported")
-    if numeric:
-        if y.ndim not in (1, 2):
-            raise ValueError(f"y must be 1-D or 2-D, got shape {y.shape}")
-        if y.dtype.kind not in "biuf":
-            try:
-                y = y.astype(np.float64)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"y must hold numbers: {exc}") from None
-    else:
-        if y.ndim == 2 and y.shape[1] == 1:
-            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
-                          "change the shape of y to (n_samples, ), for example using ravel().",
-                          DataConversionWarning, stacklevel=6)
-            y = y.ravel()
-        if y.ndim != 1:
-            raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise ValueError("Input y contains NaN or infinity.")
-    if y.shape[0] != n_samples:
-        raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                         f"[{n_samples}, {y.shape[0]}]")
-    return y
-
-
-def _fallback_check_classification_targets(y):
-    values = y
-    if y.dtype.kind == "O":
-        try:
-            values = y.astype(np.float64)
-        except (TypeError, ValueError):
-            return  # strings or other labels
-    if values.dtype.kind == "f" and np.any(values != np.floor(values)):
-        raise ValueError("Unknown label type: continuous. Maybe you are trying to fit a "
-                         "classifier, which expects discrete classes on a regression target "
-                         "with continuous values.")
-
-
-# ------------------------------------------------------------ training monitor
-class _Monitor:
-    """The ``callback(iteration, J, net)`` handed to :func:`fastbp.train`: records
-    the cost, scores the validation set (early stopping), keeps the best
-    parameters and says when to stop."""
-
-    def __init__(self, tol, patience, stop, validation=None, scorer=None):
-        self.tol, self.patience, self.stop = tol, patience, stop
-        self.validation, self.scorer = validation, scorer
-        self.losses, self.scores = [], []
-        self.best_loss, self.best_score, self.best_theta = np.inf, -np.inf, None
-        self.no_improvement = 0
-        self.converged = False
-
-    def __call__(self, iteration, J, net):
-        J = float(J)
-        self.losses.append(J)
-        if self.validation is not None:
-            score = self.scorer(net, *self.validation)
-            self.scores.append(score)
-            improved = score > self.best_score + self.tol
-            if score > self.best_score:
-                self.best_score, self.best_theta = score, net.theta.copy()
-        else:
-            improved = J < self.best_loss - self.tol
-        self.best_loss = min(self.best_loss, J)
-        self.no_improvement = 0 if improved else self.no_improvement + 1
-        if self.stop and self.no_improvement >= self.patience:
-            self.converged = True
-            return True
-        return False
-
-
-def _fresh_network(net):
-    """The same network rebuilt from its description: fresh, writable buffers
-    with ``weights``/``biases`` viewing ``theta`` again (after unpickling, a
-    Network's views are independent copies and may be read-only memmaps)."""
-    fresh = Network(net.layer_sizes, activations=list(net.activations), init="uniform",
-                    seed=0, dtype=net.dtype, loss=net.loss)
-    fresh.theta = np.array(net.theta, dtype=net.dtype)
-    return fresh
-
-
-# ------------------------------------------------------------------- base
-class _BaseMLP(_Base):
-    """Shared machinery; subclasses define ``__init__``, the target encoding and
-    the validation score."""
-
-    _loss = None  # "squared" or "cross_entropy"
-
-    # ---------------------------------------------------------- parameters
-    def _check_params(self):
-        optimizer = self.optimizer
-        if not isinstance(optimizer, str):
-            raise TypeError(f"optimizer must be a string such as 'lbfgs', 'sgd', 'gd' or "
-                            f"'adam', got {type(optimizer).__name__} {optimizer!r}")
-        extra = self.optimizer_params
-        if extra is None:
-            extra = {}
-        elif not isinstance(extra, Mapping):
-            raise TypeError(f"optimizer_params must be a dict of keyword arguments for "
-                            f"fastbp.train (or None), got {type(extra).__name__}")
-        clash = sorted(set(extra) & _RESERVED_TRAIN_ARGS)
-        if clash:
-            raise ValueError(f"optimizer_params may not set {clash}: the estimator sets them "
-                             f"from its own parameters")
-        init = _check_name(self.init, "init", _INITS)
-        return dict(
-            hidden=_check_hidden_layer_sizes(self.hidden_layer_sizes),
-            activation=_check_name(self.activation, "activation", ACTIVATIONS),
-            optimizer=optimizer,
-            optimizer_params=dict(extra),
-            weight_decay=check_scalar(self.weight_decay, "weight_decay", low=0),
-            learning_rate=check_scalar(self.learning_rate, "learning_rate", low=0,
-                                       low_inclusive=False),
-            batch_size=(None if self.batch_size is None else  # None: full batch (adam)
-                        check_scalar(self.batch_size, "batch_size", low=1, integer=True)),
-            max_iter=check_scalar(self.max_iter, "max_iter", low=1, integer=True),
-            shuffle=_check_bool(self.shuffle, "shuffle"),
-            warm_start=_check_bool(self.warm_start, "warm_start"),
-            early_stopping=_check_bool(self.early_stopping, "early_stopping"),
-            validation_fraction=_check_fraction(self.validation_fraction, "validation_fraction"),
-            n_iter_no_change=check_scalar(self.n_iter_no_change, "n_iter_no_change", low=1,
-                                          integer=True),
-            tol=check_scalar(self.tol, "tol", low=0),
-            init=init,
-            epsilon=check_scalar(self.epsilon, "epsilon", low=0, low_inclusive=False),
-            dtype=check_dtype(self.dtype),
-        )
-
-    def _output_activation(self, params):
-        raise NotImplementedError
-
-    def _architecture(self, params, n_features, n_outputs):
-        sizes = (n_features, *params["hidden"], n_outputs)
-        activations = (params["activation"],) * len(params["hidden"]) + (
-            self._output_activation(params),)
-        return sizes, activations
-
-    # ---------------------------------------------------------------- data
-    def _validate_X(self, X, *, reset, dtype):
-        if HAS_SKLEARN:
-            return _sk_validate_data(self, X, reset=reset, dtype=dtype, order="C")
-        return _fallback_check_X(self, X, reset=reset, dtype=dtype)
-
-    # ------------------------------------------------------------- fitting
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "net_")
-
-    def _check_is_fitted(self):
-        if HAS_SKLEARN:
-            _sk_check_is_fitted(self)
-        elif not self.__sklearn_is_fitted__():
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
-                                 f"'fit' with appropriate arguments before using this estimator.")
-
-    def _forget_fit(self):
-        for name in list(vars(self)):
-            fitted = name.endswith("_") and not name.startswith("__")
-            if fitted or name in ("_rng", "_train_state", "_y_1d"):
-                delattr(self, name)
-
-    def _fit(self, X, y, *, incremental, classes=None):
-        params = self._check_params()
-        continuing = self.__sklearn_is_fitted__() and (incremental or params["warm_start"])
-        try:
-            return self._fit_checked(X, y, params, incremental, continuing, classes)
-        except BaseException:
-            if not continuing:  # a failed fresh fit leaves no half-fitted estimator behind
-                self._forget_fit()
-            raise
-
-    def _fit_checked(self, X, y, params, incremental, continuing, classes):
-        dtype = self.net_.dtype if continuing else params["dtype"]
-        X, Y, fitted = self._validate_training_data(X, y, reset=not continuing, dtype=dtype,
-                                                    continuing=continuing, classes=classes)
-        sizes, activations = self._architecture(params, X.shape[1], Y.shape[1])
-        if continuing:
-            net, rng = self.net_, self._rng
-            self._check_same_network(net, sizes, activations, params["dtype"])
-            state = self._train_state if incremental else {}
-        else:
-            init_seed, rng_seed = _draw_seeds(self.random_state, 2)
-            net = Network(sizes, activations=list(activations), init=params["init"],
-                          epsilon=params["epsilon"], seed=init_seed, dtype=params["dtype"],
-                          loss=self._loss)
-            rng = np.random.default_rng(rng_seed)
-            state = {}
-
-        if incremental:
-            optimizer = (params["optimizer"] if params["optimizer"] in _MINIBATCH_OPTIMIZERS
-                         else "sgd")
-            iterations, validation = 1, None
-        else:
-            optimizer, iterations = params["optimizer"], params["max_iter"]
-            validation = None
-            if params["early_stopping"]:
-                X, Y, validation = self._split_validation(X, Y, params["validation_fraction"], rng)
-        monitor = _Monitor(params["tol"], params["n_iter_no_change"], stop=not incremental,
-                           validation=validation, scorer=self._validation_score)
-        kwargs = dict(learning_rate=params["learning_rate"], weight_decay=params["weight_decay"],
-                      iterations=iterations, callback=monitor, optimizer=optimizer,
-                      batch_size=params["batch_size"], shuffle=params["shuffle"],
-                      seed=int(rng.integers(_MAX_SEED)), **params["optimizer_params"])
-        if _train_accepts("state"):  # optimizer state (momentum, Adam moments) carries over
-            kwargs["state"] = state
-        train(net, X, Y, **kwargs)
-
-        if validation is not None and monitor.best_theta is not None:
-            net.theta = monitor.best_theta
-        converged = monitor.converged or len(monitor.losses) < iterations
-
-        # Commit: every fitted attribute is set only once training has succeeded.
-        for name, value in fitted.items():
-            setattr(self, name, value)
-        previous = list(self.loss_curve_) if continuing else []
-        self.net_ = net
-        self._rng, self._train_state = rng, state
-        self.n_outputs_ = Y.shape[1]
-        self.loss_curve_ = previous + monitor.losses
-        self.n_iter_ = (self.n_iter_ if continuing else 0) + len(monitor.losses)
-        self.best_loss_ = min(self.loss_curve_) if self.loss_curve_ else None
-        if not (incremental and continuing):  # partial_fit keeps those of the last fit
-            self.validation_scores_ = monitor.scores if validation is not None else None
-            self.best_validation_score_ = (monitor.best_score if validation is not None
-                                           and monitor.scores else None)
-        if not incremental and not converged:
-            what = "validation score" if validation is not None else "training loss"
-            warnings.warn(
-                f"{type(self).__name__}: optimizer {optimizer!r} reached max_iter={iterations} "
-                f"iterations without converging (the {what} still improved by more than "
-                f"tol={params['tol']} within the last n_iter_no_change="
-                f"{params['n_iter_no_change']} iterations). Increase max_iter or tol.",
-                ConvergenceWarning, stacklevel=4)
-        return self
-
-    def _check_same_network(self, net, sizes, activations, dtype):
-        want = (tuple(sizes), tuple(activations), np.dtype(dtype))
-        have = (tuple(net.layer_sizes), tuple(net.activations), net.dtype)
-        if want != have:
-            raise ValueError(
-                f"warm_start / partial_fit continue training net_ = {net!r} (layer sizes "
-                f"{list(have[0])}, activations {list(have[1])}), but the current parameters and "
-                f"data ask for layer sizes {list(want[0])}, activations {list(want[1])}, dtype "
-                f"{want[2]}; fit with warm_start=False to start a new network")
-
-    def _split_validation(self, X, Y, fraction, rng):
-        m = X.shape[0]
-        n_val = int(np.ceil(fraction * m))
-        if n_val < 1 or m - n_val < 1:
-            raise ValueError(f"early_stopping with validation_fraction={fraction} needs at "
-                             f"least one training and one validation sample; got {m} samples")
-        order = rng.permutation(m)
-        val, fit = np.sort(order[:n_val]), np.sort(order[n_val:])
-        return X[fit], Y[fit], (X[val], self._validation_target(Y[val]))
-
-    def _validation_target(self, Y_val):
-        return Y_val
-
-    # ------------------------------------------------------------- pickling
-    def __setstate__(self, state):
-        parent = getattr(super(), "__setstate__", None)
-        if parent is not None:
-            parent(state)
-        else:
-            self.__dict__.update(state)
-        if "net_" in self.__dict__:
-            self.net_ = _fresh_network(self.net_)
-        if "_train_state" in self.__dict__:
-            self._train_state = {k: (np.array(v) if isinstance(v, np.ndarray) else v)
-                                 for k, v in self._train_state.items()}
-
-    # ---------------------------------------------------------------- tags
-    if _SKLEARN_TAGS:
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.input_tags.sparse = False
-            tags.input_tags.allow_nan = False
-            return tags
-
-
-# ----------------------------------------------------------------- regressor
-class MLPRegressor(_RegressorMixin, _BaseMLP):
-    """A fully-connected regression network trained with fastbp's backpropagation.
-
-    Loss: ``J = (1/m) Σ ½‖h(x) − y‖² + (λ/2) Σ‖W‖²`` (:class:`fastbp.Network`
-    with ``loss="squared"``), minimised by :func:`fastbp.train`.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : int or sequence of int, default (100,)
-        Widths of the hidden layers; ``()`` fits a single affine layer.
-    activation : {"sigmoid", "tanh", "relu", "identity"}, default "sigmoid"
-        f of every hidden layer.
-    output_activation : {"identity", "sigmoid", "tanh", "relu"}, default "identity"
-        f of the output layer.
-    optimizer : str, default "lbfgs"
-        Passed unchanged to ``fastbp.train(optimizer=...)``: "lbfgs", "gd",
-        "sgd", and whatever else ``train`` supports (e.g. "adam").
-    weight_decay : float, default 1e-4
-        λ ≥ 0 (weights only, never biases).
-    learning_rate : float, default 0.1
-        α > 0 (gd, sgd, adam; unused by lbfgs).
-    batch_size : int, default 32
-        Examples per mini-batch (sgd, adam).
-    max_iter : int, default 200
-        Iterations (lbfgs, gd) or epochs (sgd, adam) per ``fit``.
-    shuffle : bool, default True
-        Shuffle the examples every epoch (sgd, adam).
-    random_state : None, int, np.random.RandomState or np.random.Generator, default None
-        Controls initialisation, shuffling and the validation split.
-    warm_start : bool, default False
-        ``fit`` continues from ``net_`` instead of starting a new network.
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the data, score it (R²) after every
-        iteration, stop when the score has not improved by ``tol`` for
-        ``n_iter_no_change`` iterations and keep the best parameters.
-    validation_fraction : float, default 0.1
-        Fraction in (0, 1) held out for early stopping.
-    n_iter_no_change : int, default 10
-        Patience: iterations without an improvement of at least ``tol``
-        (validation score with early stopping, training loss without) after
-        which training stops and counts as converged.
-    tol : float, default 1e-4
-        Minimum improvement.
-    init : {"uniform", "normal"}, default "uniform"
-        Initialisation rule of :class:`fastbp.Network`.
-    epsilon : float, default 0.01
-        Standard deviation of the "normal" initialisation.
-    dtype : np.float32 or np.float64, default np.float64
-        Precision of the network; inputs are converted to it.
-    optimizer_params : dict or None, default None
-        Further keyword arguments for :func:`fastbp.train` (for example
-        ``{"momentum": 0.9, "nesterov": True}`` once ``train`` supports them).
-
-    Attributes
-    ----------
-    net_ : fastbp.Network
-        The trained network.
-    n_features_in_ : int
-    n_outputs_ : int
-    loss_curve_ : list of float
-        The cost ``train`` reported for every iteration (continued by warm
-        starts and ``partial_fit``).
-    n_iter_ : int
-        Iterations (epochs) run, summed over warm starts and ``partial_fit``.
-    best_loss_ : float or None
-        The lowest value in ``loss_curve_``.
-    validation_scores_ : list of float or None
-        R² on the held-out data after each iteration of the last ``fit`` (early stopping).
-    best_validation_score_ : float or None
-        The best of them; ``net_`` holds the parameters that reached it.
+import scipy.optimize
+import scipy.sparse
+
+try:
+    import sklearn  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("fastbp.MLPClassifier and fastbp.MLPRegressor need scikit-learn: "
+                      "pip install 'fastbp[sklearn]'") from exc
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score, r2_score
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils import shuffle as _shuffle
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_target, unique_labels
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from . import _kernels as K
+from ._compiler import CHUNK
+from ._threads import blas_single_threaded
+from ._validation import check_dtype
+from .network import LOSSES, Network
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_STOCHASTIC_SOLVERS = ("sgd", "adam")
+# scikit-learn's activation names -> fastbp's.
+_HIDDEN = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+# out_activation_ -> (fastbp output activation, fastbp loss).
+_OUTPUT = {"identity": ("identity", "squared"), "exp": ("exp", "poisson"),
+           "logistic": ("sigmoid", "binary_cross_entropy"), "softmax": ("softmax", "cross_entropy")}
+_NONFINITE = ("Solver produced non-finite parameter weights. The input data may contain large "
+              "values and need to be preprocessed.")
+
+
+class _Optimizer:
+    """The state of the "sgd" or "adam" update between epochs: the kernel's
+    update rule, its moments (velocity, or Adam's m and s, laid out like θ),
+    the step count, and the learning rate with scikit-learn's schedules.
+
+    ``learning_rate`` is the rate the next epoch uses (sgd) or Adam's
+    bias-corrected rate after the last step, as in scikit-learn's optimizers.
     """
 
-    _loss = "squared"
-
-    def __init__(self, hidden_layer_sizes=(100,), activation="sigmoid",
-                 output_activation="identity", optimizer="lbfgs", weight_decay=1e-4,
-                 learning_rate=0.1, batch_size=32, max_iter=200, shuffle=True,
-                 random_state=None, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, init="uniform",
-                 epsilon=0.01, dtype=np.float64, optimizer_params=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.output_activation = output_activation
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.init = init
-        self.epsilon = epsilon
-        self.dtype = dtype
-        self.optimizer_params = optimizer_params
-
-    def _output_activation(self, params):
-        return _check_name(self.output_activation, "output_activation", ACTIVATIONS)
-
-    def _validate_training_data(self, X, y, *, reset, dtype, continuing, classes):
-        if HAS_SKLEARN:
-            if _is_sparse(y):
-                raise TypeError(f"{type(self).__name__} does not accept a sparse y; pass a dense array.")
-            X, y = _sk_validate_data(self, X, y, reset=reset, dtype=dtype, order="C",
-                                     multi_output=True, y_numeric=True)
+    def __init__(self, est, n_params, dtype):
+        self.solver = est.solver
+        self.learning_rate_init = float(est.learning_rate_init)
+        self.learning_rate = float(est.learning_rate_init)
+        self.lr_schedule = est.learning_rate
+        self.power_t = float(est.power_t)
+        self.momentum = float(est.momentum)
+        self.beta_1, self.beta_2, self.epsilon = float(est.beta_1), float(est.beta_2), float(est.epsilon)
+        if self.solver == "adam":
+            self.kind = K.ADAM
+        elif self.momentum > 0:
+            self.kind = K.NESTEROV if est.nesterovs_momentum else K.MOMENTUM
         else:
-            X = _fallback_check_X(self, X, reset=reset, dtype=dtype)
-            y = _fallback_check_y(self, y, X.shape[0], numeric=True)
-        y = np.asarray(y)
-        y_1d = y.ndim == 1
-        Y = np.ascontiguousarray(y.reshape(-1, 1) if y_1d else y, dtype=dtype)
-        if Y.shape[1] == 0:
-            raise ValueError(f"y has 0 columns (shape {y.shape}); expected at least one target")
-        if continuing and Y.shape[1] != self.n_outputs_:
-            raise ValueError(f"y has {Y.shape[1]} target column(s) but net_ was fitted with "
-                             f"{self.n_outputs_}; fit with warm_start=False to start over")
-        return X, Y, {"_y_1d": y_1d}
+            self.kind = K.PLAIN
+        self.moments = np.zeros((2, n_params), dtype)
+        self.step = np.zeros(1, np.int64)
 
-    def _validation_score(self, net, X_val, Y_val):
-        return _r2_score(Y_val, net.predict(X_val))
+    def after_steps(self):
+        if self.solver == "adam" and self.step[0]:
+            t = int(self.step[0])
+            self.learning_rate = (self.learning_rate_init * np.sqrt(1 - self.beta_2 ** t)
+                                  / (1 - self.beta_1 ** t))
 
-    def fit(self, X, y):
-        """Train on X, y.
+    def iteration_ends(self, time_step):
+        if self.solver == "sgd" and self.lr_schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
+
+    def trigger_stopping(self, msg, verbose):
+        """True: stop. "adaptive" sgd instead divides the rate by 5 until it is ≤ 1e-6."""
+        if self.solver == "adam" or self.lr_schedule != "adaptive":
+            if verbose:
+                print(msg + " Stopping.")
+            return True
+        if self.learning_rate <= 1e-6:
+            if verbose:
+                print(msg + " Learning rate too small. Stopping.")
+            return True
+        self.learning_rate /= 5.0
+        if verbose:
+            print(msg + " Setting learning rate to %f" % self.learning_rate)
+        return False
+
+
+class _BaseMLP(BaseEstimator):
+    """What the classifier and the regressor share: parameters, the network,
+    the L-BFGS and mini-batch drivers around fastbp's kernels."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"identity", "logistic", "tanh", "relu"})],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), Options(Real, {np.inf})],
+        "max_fun": [Interval(Integral, 1, None, closed="left")],
+        # fastbp's extras
+        "dtype": "no_validation",  # checked in fit by fastbp's check_dtype
+        "init": [StrOptions({"glorot", "normal", "uniform"})],
+        "init_epsilon": [Interval(Real, 0, None, closed="neither")],
+    }
+
+    # ------------------------------------------------------------ network
+    def _make_network(self, layer_units, dtype):
+        hidden = _HIDDEN[self.activation]
+        out, loss = _OUTPUT[self.out_activation_]
+        activations = [hidden] * (len(layer_units) - 2) + [out]
+        return Network(layer_units, activations=activations, loss=loss, dtype=dtype)
+
+    def _bind(self, net):
+        """Make ``net`` the estimator's network: coefs_/intercepts_ become views of θ."""
+        self._net = net
+        self.coefs_ = [W.T for W in net.weights]
+        self.intercepts_ = list(net.biases)
+        self._bound = (tuple(self.coefs_), tuple(self.intercepts_))
+
+    def _network(self):
+        """The network holding coefs_ and intercepts_ — rebuilt from them when
+        they were replaced (by assignment, or by unpickling)."""
+        net, bound = self.__dict__.get("_net"), self.__dict__.get("_bound")
+        if (net is not None and bound is not None and len(bound[0]) == len(self.coefs_)
+                and all(a is b for a, b in zip(bound[0], self.coefs_))
+                and all(a is b for a, b in zip(bound[1], self.intercepts_))):
+            return net
+        coefs = [np.asarray(c) for c in self.coefs_]
+        intercepts = [np.asarray(b).reshape(-1) for b in self.intercepts_]
+        units = [c.shape[0] for c in coefs] + [coefs[-1].shape[1]]
+        for i, (c, b) in enumerate(zip(coefs, intercepts)):
+            if c.ndim != 2 or c.shape != (units[i], units[i + 1]) or b.shape != (units[i + 1],):
+                raise ValueError(f"coefs_[{i}] has shape {c.shape} and intercepts_[{i}] "
+                                 f"{b.shape}; expected ({units[i]}, {units[i + 1]}) and "
+                                 f"({units[i + 1]},)")
+        dtype = coefs[0].dtype if coefs[0].dtype in (np.float32, np.float64) else np.float64
+        net = self._make_network(units, dtype)
+        for W, bias, c, b in zip(net.weights, net.biases, coefs, intercepts):
+            W[...] = c.T
+            bias[...] = b
+        self._bind(net)
+        return net
+
+    def _loss_grad_lbfgs(self, packed_coef_inter, X, y, sample_weight=None, *buffers):
+        """Loss and gradient at a parameter vector packed as scikit-learn packs
+        it (every coefs_[i] row-major, then every intercepts_[i]), computed by
+        fastbp's kernel; the parameters are set to it, as scikit-learn does.
+        scikit-learn's private hook, kept for code (and its test) that calls it;
+        ``buffers`` (its preallocated arrays) are not needed."""
+        net = self._network()
+        index = np.arange(net.n_params)
+        W_index, b_index = net.unflatten(index)
+        order = np.concatenate([W.T.ravel() for W in W_index] + list(b_index))
+        net.theta[order] = np.asarray(packed_coef_inter, dtype=net.dtype)
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        Y = np.ascontiguousarray(np.reshape(y, (X.shape[0], -1)), dtype=net.dtype)
+        grad = np.empty(net.n_params, net.dtype)
+        J = net._evaluate(net.theta, X, Y, self._alpha(sample_weight, X) / X.shape[0],
+                          0.0, 0.0, grad)
+        return J, grad[order].astype(np.float64)
+
+    @property
+    def net_(self):
+        """The fitted :class:`fastbp.Network` (θ shared with coefs_ and intercepts_)."""
+        check_is_fitted(self)
+        return self._network()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        state.pop("_net", None)   # rebuilt from coefs_/intercepts_ on first use
+        state.pop("_bound", None)
+        return state
+
+    # ---------------------------------------------------------- fitting
+    def _initialize(self, y, layer_units, dtype):
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = y.shape[1]
+        self.n_layers_ = len(layer_units)
+        self.out_activation_ = self._out_activation()
+        net = self._make_network(layer_units, dtype)
+        if self.init == "glorot":
+            # scikit-learn's draws, in its order: per layer W (fan_in, fan_out), then b.
+            factor = 2.0 if self.activation == "logistic" else 6.0
+            for W, b in zip(net.weights, net.biases):
+                fan_out, fan_in = W.shape
+                bound = np.sqrt(factor / (fan_in + fan_out))
+                W[...] = self._random_state.uniform(-bound, bound, (fan_in, fan_out)).T
+                b[...] = self._random_state.uniform(-bound, bound, fan_out)
+        else:
+            net.initialize(self.init, self.init_epsilon, self._random_state.randint(2**31 - 1))
+        self._bind(net)
+        self._best_theta = net.theta.copy()
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._reset_stochastic_records()
+
+    def _reset_stochastic_records(self):
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _fit(self, X, y, sample_weight=None, incremental=False):
+        hidden = self.hidden_layer_sizes
+        hidden = list(hidden) if hasattr(hidden, "__iter__") else [hidden]
+        if np.any(np.array(hidden) <= 0):
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {hidden}.")
+        first_pass = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+
+        X, y = self._validate_input(X, y, incremental, reset=first_pass)
+        if scipy.sparse.issparse(X):
+            X = X.toarray()  # densified once, up front
+        if first_pass:
+            dtype = X.dtype if self.dtype is None else check_dtype(self.dtype)
+        else:
+            dtype = self._network().dtype
+        X = np.ascontiguousarray(X, dtype=dtype)
+        alpha = self._alpha(sample_weight, X)
+        if y.ndim == 1:
+            y = y.reshape((-1, 1))
+        self.n_outputs_ = y.shape[1]
+        layer_units = [X.shape[1]] + hidden + [self.n_outputs_]
+        self._random_state = check_random_state(self.random_state)
+
+        if first_pass:
+            self._initialize(y, layer_units, dtype)
+        else:
+            units = list(self._network().layer_sizes)
+            if units != layer_units:
+                raise ValueError(
+                    f"the fitted network has layer sizes {units} but this data and "
+                    f"hidden_layer_sizes={self.hidden_layer_sizes!r} need {layer_units}; "
+                    f"fit with warm_start=False to start over")
+            if self.solver in _STOCHASTIC_SOLVERS and not hasattr(self, "loss_curve_"):
+                self._reset_stochastic_records()
+
+        if self.solver in _STOCHASTIC_SOLVERS:
+            self._fit_stochastic(X, y, alpha, incremental)
+        else:
+            self._fit_lbfgs(X, y, alpha)
+
+        if not np.all(np.isfinite(self._network().theta)):
+            raise ValueError(_NONFINITE)
+        return self
+
+    def _alpha(self, sample_weight, X):
+        """α, adjusted for a constant sample weight c (scikit-learn divides the
+        penalty by Σw = c·n, the data term is unchanged: α/c)."""
+        if sample_weight is None:
+            return float(self.alpha)
+        sample_weight = _check_sample_weight(sample_weight, X)
+        c = sample_weight[0]
+        if not np.all(sample_weight == c) or not c > 0:
+            raise ValueError(
+                "sample_weight must be None or the same positive value for every sample: "
+                "fastbp's kernels do not weight samples individually")
+        return float(self.alpha) / float(c)
+
+    def _targets(self, y, dtype):
+        return np.ascontiguousarray(y, dtype=dtype)
+
+    def _fit_lbfgs(self, X, y, alpha):
+        net = self._network()
+        Y = self._targets(y, net.dtype)
+        weight_decay = alpha / X.shape[0]
+        grad = np.empty(net.n_params, net.dtype)
+        history = []
+
+        def loss_and_gradient(theta):
+            theta = theta.astype(net.dtype, copy=False)
+            J = net._evaluate(theta, X, Y, weight_decay, 0.0, 0.0, grad)
+            return J, grad.astype(np.float64)
+
+        def report(intermediate_result):
+            history.append(float(intermediate_result.fun))
+            print("Iteration %d, loss = %.8f" % (len(history), history[-1]))
+
+        with np.errstate(over="ignore", invalid="ignore"):
+            result = scipy.optimize.minimize(
+                loss_and_gradient, net.theta.astype(np.float64), method="L-BFGS-B", jac=True,
+                callback=report if self.verbose else None,
+                options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        if result.status != 0:
+            message = result.message
+            if isinstance(message, bytes):
+                message = message.decode("latin1")
+            warnings.warn(
+                f"lbfgs failed to converge after {result.nit} iteration(s) (status="
+                f"{result.status}):\n{message}.\n\nIncrease the number of iterations to "
+                f"improve the convergence (max_iter={self.max_iter}).\nYou might also want to "
+                f"scale the data.", ConvergenceWarning, stacklevel=3)
+        self.n_iter_ = min(result.nit, self.max_iter)
+        self.loss_ = float(result.fun)
+        net.theta[...] = result.x
+
+    def _fit_stochastic(self, X, y, alpha, incremental):
+        net = self._network()
+        if not incremental or not hasattr(self, "_optimizer"):
+            self._optimizer = _Optimizer(self, net.n_params, net.dtype)
+        if self.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        early_stopping = self.early_stopping
+        if early_stopping:
+            # stratified, except for multilabel targets (as scikit-learn)
+            stratify = y if self._is_classifier() and self.n_outputs_ == 1 else None
+            X_train, X_val, y_train, y_val = train_test_split(
+                X, y, random_state=self._random_state, test_size=self.validation_fraction,
+                stratify=stratify)
+            if X_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase "
+                                 "'validation_fraction' or the size of your dataset.")
+            y_val = self._validation_targets(y_val)
+        else:
+            X_train, y_train, X_val, y_val = X, y, None, None
+        if "_best_theta" not in self.__dict__:
+            self._best_theta = net.theta.copy()
+        X_train = np.ascontiguousarray(X_train)
+        Y_train = self._targets(y_train, net.dtype)
+
+        n_samples = X_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_samples)
+        else:
+            if self.batch_size > n_samples:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is "
+                              "going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_samples))
+
+        sample_idx = np.arange(n_samples, dtype=int)
+        try:
+            self.n_iter_ = 0
+            for _ in range(self.max_iter):
+                if self.shuffle:
+                    sample_idx = _shuffle(sample_idx, random_state=self._random_state)
+                self.loss_ = self._epoch(net, X_train, Y_train, sample_idx, batch_size, alpha)
+                self.n_iter_ += 1
+                self.t_ += n_samples
+                self.loss_curve_.append(self.loss_)
+                if self.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                self._update_no_improvement_count(early_stopping, X_val, y_val)
+                self._optimizer.iteration_ends(self.t_)
+                if self._no_improvement_count > self.n_iter_no_change:
+                    what = "Validation score" if early_stopping else "Training loss"
+                    how = "improve" if early_stopping else "improve"
+                    msg = (f"{what} did not {how} more than tol={self.tol:f} for "
+                           f"{self.n_iter_no_change} consecutive epochs.")
+                    if self._optimizer.trigger_stopping(msg, self.verbose):
+                        break
+                    self._no_improvement_count = 0
+                if incremental:
+                    break
+                if self.n_iter_ == self.max_iter:
+                    warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                                  f"reached and the optimization hasn't converged yet.",
+                                  ConvergenceWarning)
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.")
+        if early_stopping:
+            net.theta[...] = self._best_theta  # the best parameters seen
+
+    def _epoch(self, net, X, Y, sample_idx, batch_size, alpha):
+        """One pass in mini-batches (rows in ``sample_idx`` order) through
+        fastbp's mini-batch kernel; returns scikit-learn's epoch loss: the
+        batch losses weighted by batch size.
+
+        Each batch B has the penalty α/|B| (scikit-learn's scaling). The full
+        batches go to the kernel in one call, a smaller last batch in a second.
+        """
+        if self.shuffle:
+            X, Y = np.take(X, sample_idx, axis=0), np.take(Y, sample_idx, axis=0)
+        n = X.shape[0]
+        n_full = n - n % batch_size
+        opt = self._optimizer
+        dt = net.dtype.type
+        # Adam's kernel applies its bias correction to the initial rate itself.
+        rate = opt.learning_rate_init if opt.solver == "adam" else opt.learning_rate
+        total = 0.0
+        no_order = np.empty(0, np.int64)
+        with blas_single_threaded(net._any_blas), np.errstate(over="ignore", invalid="ignore"):
+            for lo, hi, b in ((0, n_full, batch_size), (n_full, n, n - n_full)):
+                if hi == lo:
+                    continue
+                J = K.minibatch_epoch_kernel(
+                    net.theta, net._sizes, net._activation_codes, net._use_blas,
+                    LOSSES[net.loss], X[lo:hi], Y[lo:hi], no_order, False, b,
+                    dt(alpha / b), CHUNK, opt.kind, dt(rate), dt(opt.momentum),
+                    # β in float64: Adam's 1 − β and bias correction as scikit-learn
+                    # forms them (float32 θ: the kernel rounds them once)
+                    float(opt.beta_1), float(opt.beta_2), dt(opt.epsilon), opt.moments,
+                    opt.step)
+                total += float(J) * (hi - lo)
+        opt.after_steps()
+        return total / n
+
+    def _update_no_improvement_count(self, early_stopping, X_val, y_val):
+        if early_stopping:
+            score = self._score_network(X_val, y_val)
+            self.validation_scores_.append(score)
+            if self.verbose:
+                print("Validation score: %f" % score)
+            if score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if score > self.best_validation_score_:
+                self.best_validation_score_ = score
+                self._best_theta = self._network().theta.copy()
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _score_network(self, X, y):
+        """Validation score (R² or accuracy) without input validation; NaN when
+        the network's outputs are not finite."""
+        if not np.all(np.isfinite(self._network().theta)):
+            return np.nan
+        out = self._forward(X)
+        if not np.all(np.isfinite(out)):
+            return np.nan
+        return float(self._score_function(y, self._outputs_to_predictions(out)))
+
+    # ------------------------------------------------------------ predicting
+    def _forward(self, X):
+        net = self._network()
+        if scipy.sparse.issparse(X):
+            X = X.toarray()
+        return net.predict(np.ascontiguousarray(X, dtype=net.dtype))
+
+    def _validated_forward(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, accept_sparse=["csr", "csc"], reset=False)
+        return self._forward(X)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to data matrix X and target(s) y.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            The input data (a sparse matrix is densified once).
         y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels (classification) or real values (regression).
+        sample_weight : None or array-like of shape (n_samples,), default=None
+            Must be None or constant (see the module docstring).
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=False)
 
-    def partial_fit(self, X, y):
-        """One epoch over X, y with "sgd" (or the chosen optimizer if it works on
-        mini-batches, e.g. "adam"), continuing from ``net_`` when fitted.
-        ``max_iter`` and early stopping do not apply.
+    def _check_solver(self):
+        if self.solver not in _STOCHASTIC_SOLVERS:
+            raise AttributeError(f"partial_fit is only available for stochastic optimizers. "
+                                 f"{self.solver} is not stochastic.")
+        return True
 
-        Returns
-        -------
-        self
-        """
-        return self._fit(X, y, incremental=True)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+
+_COMMON_DOC = """
+    hidden_layer_sizes : array-like of shape (n_layers - 2,), default=(100,)
+        The ith element is the number of neurons in the ith hidden layer.
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default='relu'
+        Activation of the hidden layers.
+    solver : {'lbfgs', 'sgd', 'adam'}, default='adam'
+        'lbfgs': scipy's L-BFGS-B on the flat parameter vector (``tol`` is its
+        gradient tolerance ``gtol``, ``max_fun`` its limit on loss evaluations);
+        'sgd': mini-batch gradient descent with (Nesterov's) momentum; 'adam'.
+    alpha : float, default=0.0001
+        Strength of the L2 penalty, divided by the number of samples in the
+        batch: loss += (alpha / 2n) Σ‖W‖².
+    batch_size : int or 'auto', default='auto'
+        Mini-batch size for 'sgd' and 'adam'; 'auto' is min(200, n_samples).
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        'sgd' schedule: learning_rate_init; learning_rate_init / (t + 1)^power_t
+        with t the samples seen before the epoch; or divided by 5 each time the
+        loss (validation score) stops improving, until it falls to 1e-6.
+    learning_rate_init : float, default=0.001
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Epochs ('sgd', 'adam') or L-BFGS iterations, per fit.
+    shuffle : bool, default=True
+    random_state : int, RandomState instance or None, default=None
+        Initialisation, batch order and early-stopping split, drawn in
+        scikit-learn's order (the same seed gives scikit-learn's initial weights).
+    tol : float, default=1e-4
+    verbose : bool, default=False
+        Print the loss after every iteration.
+    warm_start : bool, default=False
+        Continue from coefs_/intercepts_ (n_iter_ counts this fit only; t_ continues).
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out validation_fraction of the data (stratified for the
+        classifier, except multilabel) and stop when its score stops improving
+        by tol for n_iter_no_change epochs; keeps the best parameters.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2 : float, default=0.9, 0.999
+        Adam's moment decay rates.
+    epsilon : float, default=1e-8
+        Adam's ε (not an initialisation scale: that is ``init_epsilon``).
+    n_iter_no_change : int or np.inf, default=10
+    max_fun : int, default=15000
+    dtype : None, np.float32 or np.float64, default=None
+        fastbp extra: precision of the network. None: X's float dtype
+        (float32 X trains a float32 network; anything else float64).
+    init : {'glorot', 'normal', 'uniform'}, default='glorot'
+        fastbp extra: 'glorot' is scikit-learn's initialisation; 'normal' the
+        seed's W, b ~ N(0, init_epsilon²); 'uniform' the UFLDL exercise code's.
+    init_epsilon : float, default=0.01
+        fastbp extra: ε of init='normal'.
+"""
+
+_ATTRS_DOC = """
+    loss_ : float
+        The loss at the end of the last iteration.
+    best_loss_ : float or None
+        The lowest training loss ('sgd', 'adam'); None with early stopping.
+    loss_curve_ : list of float
+        The loss after each epoch ('sgd', 'adam').
+    validation_scores_ : list of float or None
+        The validation score after each epoch (early stopping), else None.
+    best_validation_score_ : float or None
+    t_ : int
+        Training samples seen.
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        Views into the network's θ.
+    intercepts_ : list of ndarray of shape (fan_out,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    n_iter_ : int
+    n_layers_ : int
+    n_outputs_ : int
+    out_activation_ : str
+    net_ : fastbp.Network
+        The network (fastbp extra); ``fastbp.save(est.net_, path)`` writes it.
+"""
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    __doc__ = ("""Multi-layer perceptron classifier (scikit-learn's) trained by fastbp's kernels.
+
+    Log-loss on softmax outputs for several classes, on one logistic output
+    for two classes, on one logistic unit per label for multilabel targets.
+
+    Parameters
+    ----------""" + _COMMON_DOC + """
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)""" + _ATTRS_DOC)
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, init="glorot", init_epsilon=0.01):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+        self.init = init
+        self.init_epsilon = init_epsilon
+
+    def _is_classifier(self):
+        return True
+
+    def _out_activation(self):
+        return "softmax" if self._label_binarizer.y_type_ == "multiclass" else "logistic"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if not hasattr(self, "classes_") or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer().fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        f"warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}")
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                                 f"{self.classes_}. 'y' has {classes}.")
+        return X, self._label_binarizer.transform(y).astype(bool)
+
+    def _validation_targets(self, y_val):
+        return self._label_binarizer.inverse_transform(y_val)
+
+    def _score_function(self, y, y_pred):
+        return accuracy_score(y, y_pred)
+
+    def _outputs_to_predictions(self, out):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
 
     def predict(self, X):
-        """Network outputs.
+        """The predicted classes: ndarray of shape (n_samples,) or (n_samples, n_classes)
+        (multilabel)."""
+        return self._outputs_to_predictions(self._validated_forward(X))
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over X, y ('sgd' and 'adam' only).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        ndarray of shape (n_samples,) when fitted on a 1-D y, else (n_samples, n_outputs)
-        """
-        self._check_is_fitted()
-        X = self._validate_X(X, reset=False, dtype=self.net_.dtype)
-        out = self.net_.predict(X)
-        return out.ravel() if self._y_1d else out
-
-    if _SKLEARN_TAGS:
-        def __sklearn_tags__(self):
-            tags = super().__sklearn_tags__()
-            tags.target_tags.multi_output = True
-            tags.target_tags.single_output = True
-            return tags
-    elif HAS_SKLEARN:
-        def _more_tags(self):
-            return {"multioutput": True, "allow_nan": False}
-
-
-# ---------------------------------------------------------------- classifier
-class MLPClassifier(_ClassifierMixin, _BaseMLP):
-    """A fully-connected classification network trained with fastbp's backpropagation.
-
-    The output layer is a softmax over ``classes_`` trained with cross-entropy
-    on one-hot targets (:class:`fastbp.Network` with ``loss="cross_entropy"``),
-    for two classes as for many, so ``predict_proba`` rows sum to 1.
-
-    Parameters
-    ----------
-    hidden_layer_sizes, activation, optimizer, weight_decay, learning_rate, batch_size,
-    max_iter, shuffle, random_state, warm_start, early_stopping, validation_fraction,
-    n_iter_no_change, tol, init, epsilon, dtype, optimizer_params
-        As for :class:`MLPRegressor`; early stopping scores the held-out data
-        by accuracy.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-        The sorted class labels.
-    net_, n_features_in_, n_outputs_, loss_curve_, n_iter_, best_loss_,
-    validation_scores_, best_validation_score_
-        As for :class:`MLPRegressor` (``n_outputs_`` is ``n_classes``).
-    """
-
-    _loss = "cross_entropy"
-
-    def __init__(self, hidden_layer_sizes=(100,), activation="sigmoid", optimizer="lbfgs",
-                 weight_decay=1e-4, learning_rate=0.1, batch_size=32, max_iter=200,
-                 shuffle=True, random_state=None, warm_start=False, early_stopping=False,
-                 validation_fraction=0.1, n_iter_no_change=10, tol=1e-4, init="uniform",
-                 epsilon=0.01, dtype=np.float64, optimizer_params=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.optimizer = optimizer
-        self.weight_decay = weight_decay
-        self.learning_rate = learning_rate
-        self.batch_size = batch_size
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.warm_start = warm_start
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.tol = tol
-        self.init = init
-        self.epsilon = epsilon
-        self.dtype = dtype
-        self.optimizer_params = optimizer_params
-
-    def _output_activation(self, params):
-        return "softmax"
-
-    def _validate_training_data(self, X, y, *, reset, dtype, continuing, classes):
-        name = type(self).__name__
-        if HAS_SKLEARN:
-            if _is_sparse(y):
-                raise TypeError(f"{name} does not accept a sparse y; pass a dense array.")
-            X, y = _sk_validate_data(self, X, y, reset=reset, dtype=dtype, order="C")
-            _sk_check_targets(y)
-        else:
-            X = _fallback_check_X(self, X, reset=reset, dtype=dtype)
-            y = _fallback_check_y(self, y, X.shape[0], numeric=False)
-            _fallback_check_classification_targets(y)
-        y = np.asarray(y)
-
-        if continuing:
-            if classes is not None and not np.array_equal(_unique_labels(classes), self.classes_):
-                raise ValueError(f"classes={_unique_labels(classes).tolist()} differs from "
-                                 f"classes_ = {self.classes_.tolist()} of the earlier "
-                                 f"fit/partial_fit")
-            known = self.classes_
-        elif classes is not None:
-            known = _unique_labels(classes)
-        else:
-            known = _unique_labels(y)
-        if known.shape[0] < 2:
-            raise ValueError(f"{name} needs samples of at least 2 classes, but the data "
-                             f"contains only one class: {known.tolist()[0]!r}")
-        index = np.searchsorted(known, y)
-        unknown = (index >= known.shape[0]) | (known[np.minimum(index, known.shape[0] - 1)] != y)
-        if np.any(unknown):
-            where = "classes_ of the earlier fit" if continuing else "classes"
-            raise ValueError(f"y has labels {_unique_labels(y[unknown]).tolist()} that are not "
-                             f"in {where} {known.tolist()}")
-        Y = np.zeros((y.shape[0], known.shape[0]), dtype=dtype)
-        Y[np.arange(y.shape[0]), index] = 1
-        return X, Y, {} if continuing else {"classes_": known}
-
-    def _validation_target(self, Y_val):
-        return np.argmax(Y_val, axis=1)
-
-    def _validation_score(self, net, X_val, labels):
-        return float(np.mean(np.argmax(net.predict(X_val), axis=1) == labels))
-
-    def fit(self, X, y):
-        """Train on X and the class labels y.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-            Labels (ints, strings, ...), at least two distinct ones.
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        sample_weight : None or array-like of shape (n_samples,), default=None
+            Must be None or constant.
+        classes : array-like of shape (n_classes,), default=None
+            Every class; required on the first call.
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=False)
-
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over X, y with "sgd" (or the chosen optimizer if it works on
-        mini-batches, e.g. "adam"), continuing from ``net_`` when fitted.
-        ``max_iter`` and early stopping do not apply.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
-        classes : array-like of shape (n_classes,), optional
-            Every label that will ever occur; required on the first call.
-
-        Returns
-        -------
-        self
-        """
-        if classes is None and not self.__sklearn_is_fitted__():
-            raise ValueError("classes must be passed on the first call to partial_fit "
-                             "(every label that will ever occur)")
-        return self._fit(X, y, incremental=True, classes=classes)
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict_proba(self, X):
-        """Class probabilities (softmax outputs).
+        """Probabilities: ndarray of shape (n_samples, n_classes), columns in classes_ order."""
+        out = self._validated_forward(X)
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+            return np.vstack([1 - out, out]).T
+        return out
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X))."""
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    __doc__ = ("""Multi-layer perceptron regressor (scikit-learn's) trained by fastbp's kernels.
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default='squared_error'
+        Half the squared error on an identity output, or half the Poisson
+        deviance on an exp output (y ≥ 0).""" + _COMMON_DOC + """
+    Attributes
+    ----------""" + _ATTRS_DOC)
+
+    _parameter_constraints: dict = {
+        **_BaseMLP._parameter_constraints,
+        "loss": [StrOptions({"squared_error", "poisson"})],
+    }
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *,
+                 solver="adam", alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 dtype=None, init="glorot", init_epsilon=0.01):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dtype = dtype
+        self.init = init
+        self.init_epsilon = init_epsilon
+
+    def _is_classifier(self):
+        return False
+
+    def _out_activation(self):
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(self, X, y, accept_sparse=["csr", "csc"], multi_output=True,
+                             y_numeric=True, dtype=(np.float64, np.float32), reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs y >= 0 (counts or rates)")
+        return X, y
+
+    def _validation_targets(self, y_val):
+        return y_val
+
+    def _score_function(self, y, y_pred):
+        return r2_score(y, y_pred)
+
+    def _outputs_to_predictions(self, out):
+        return out.ravel() if out.shape[1] == 1 else out
+
+    def predict(self, X):
+        """Predictions: ndarray of shape (n_samples,) or (n_samples, n_outputs)."""
+        return self._outputs_to_predictions(self._validated_forward(X))
+
+    @available_if(lambda est: est._check_solver())
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over X, y ('sgd' and 'adam' only).
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : None or array-like of shape (n_samples,), default=None
+            Must be None or constant.
 
         Returns
         -------
-        ndarray of shape (n_samples, n_classes)
-            Columns in the order of ``classes_``; rows sum to 1.
+        self
         """
-        self._check_is_fitted()
-        X = self._validate_X(X, reset=False, dtype=self.net_.dtype)
-        return self.net_.predict(X)
-
-    def predict(self, X):
-        """The most probable class of each row of X: ndarray of shape (n_samples,)."""
-        proba = self.predict_proba(X)  # checks that the estimator is fitted
-        return self.classes_[np.argmax(proba, axis=1)]
-
-
-def _unique_labels(y):
-    try:
-        return np.unique(np.asarray(y).reshape(-1))
-    except TypeError as exc:
-        raise TypeError(f"class labels must be mutually comparable (e.g. all strings or all "
-                        f"numbers): {exc}") from None
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.lib.format as npy_format
 
 from ._validation import all_finite
-from .network import ACTIVATIONS, LOSSES, Network
+from .network import ACTIVATIONS, LOSSES, OUTPUT_ACTIVATIONS, Network
 
 __all__ = ["save", "load", "ModelFileError", "FORMAT", "FORMAT_VERSION",
            "SUPPORTED_FORMAT_VERSIONS"]
@@ -548,10 +548,10 @@ class _Reader:
         activations = [str(a) for a in activations]
         for k, act in enumerate(activations):
             last = k == n_transitions - 1
-            if last and loss == "cross_entropy":
-                if act != "softmax":
-                    self.fail(f"activations[{k}] is {act!r}; with loss 'cross_entropy' "
-                              f"the output layer must be 'softmax'")
+            if last and loss in OUTPUT_ACTIVATIONS:
+                if act != OUTPUT_ACTIVATIONS[loss]:
+                    self.fail(f"activations[{k}] is {act!r}; with loss {loss!r} "
+                              f"the output layer must be {OUTPUT_ACTIVATIONS[loss]!r}")
             elif act not in ACTIVATIONS:
                 self.fail(f"activations[{k}] is {act!r}, expected one of {sorted(ACTIVATIONS)}")
 

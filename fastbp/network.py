@@ -18,7 +18,12 @@ from ._validation import (all_finite, check_data, check_dtype, check_scalar, che
                           check_theta)
 
 ACTIVATIONS = {"sigmoid": K.SIGMOID, "tanh": K.TANH, "relu": K.RELU, "identity": K.IDENTITY}
-LOSSES = {"squared": K.SQUARED, "cross_entropy": K.CROSS_ENTROPY}
+LOSSES = {"squared": K.SQUARED, "cross_entropy": K.CROSS_ENTROPY,
+          "binary_cross_entropy": K.BINARY_CROSS_ENTROPY, "poisson": K.POISSON}
+#: The output activation each of these losses puts on the output layer.
+OUTPUT_ACTIVATIONS = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmoid",
+                      "poisson": "exp"}
+_OUTPUT_ONLY = {"softmax": K.SOFTMAX, "exp": K.EXP}
 INITS = ("normal", "uniform")
 
 
@@ -43,9 +48,12 @@ class Network:
         Seed of the ``numpy.random.Generator`` used for initialisation.
     dtype : np.float32 or np.float64, default np.float64
         Precision of parameters and arithmetic.
-    loss : {"squared", "cross_entropy"}, default "squared"
+    loss : {"squared", "cross_entropy", "binary_cross_entropy", "poisson"}, default "squared"
         "squared" is the seed's ½‖h(x) − y‖²; "cross_entropy" puts a softmax on
-        the output and uses −Σ y log h(x).
+        the output and uses −Σ y log h(x); "binary_cross_entropy" puts a
+        sigmoid on every output unit and uses −Σ [y log h + (1 − y) log(1 − h)];
+        "poisson" puts exp on the output and uses Σ [y log(y/h) − y + h]
+        (scikit-learn's MLP losses for binary/multilabel targets and counts).
 
     Attributes
     ----------
@@ -100,7 +108,8 @@ class Network:
         self.activations = _check_activations(activations, len(self.layer_sizes) - 1, loss)
         self._sizes = np.array(self.layer_sizes, dtype=np.int64)
         self._activation_codes = np.array(
-            [K.SOFTMAX if a == "softmax" else ACTIVATIONS[a] for a in self.activations], np.int64)
+            [_OUTPUT_ONLY[a] if a in _OUTPUT_ONLY else ACTIVATIONS[a] for a in self.activations],
+            np.int64)
         self._use_blas = np.array(
             [s_in * s_out >= BLAS_MIN_WEIGHTS
              for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.bool_)
@@ -465,10 +474,10 @@ def _check_activations(activations, n_transitions, loss):
             f"activations has {len(names)} entries; expected one name or {n_transitions} "
             f"(one per layer transition)")
     for k, name in enumerate(names):
-        if name == "softmax" and k == n_transitions - 1 and loss == "cross_entropy":
+        if k == n_transitions - 1 and name == OUTPUT_ACTIVATIONS.get(loss):
             continue
         if name not in ACTIVATIONS:
             raise ValueError(f"activations[{k}] must be one of {sorted(ACTIVATIONS)}, got {name!r}")
-    if loss == "cross_entropy":
-        names[-1] = "softmax"
+    if loss in OUTPUT_ACTIVATIONS:
+        names[-1] = OUTPUT_ACTIVATIONS[loss]
     return tuple(names)

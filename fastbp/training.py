@@ -13,6 +13,7 @@ from . import _threads
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_scalar, check_seed
 from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
+from .network import LOSSES as K_LOSSES
 from .network import Network
 
 OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
@@ -366,9 +367,8 @@ def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
     # batches follow one another, so every batch is a parallel region.
     parts = net._batch_parts(batch_size)
     threads = _threads.plan(3 * net._forward_flops * batch_size) if parts > 1 else 0
-    args = (net.theta, net._sizes, net._activation_codes, net._use_blas,
-            K.SQUARED if net.loss == "squared" else K.CROSS_ENTROPY, X, Y, order, shuffle,
-            batch_size, parts, net.dtype.type(weight_decay), CHUNK,
+    args = (net.theta, net._sizes, net._activation_codes, net._use_blas, K_LOSSES[net.loss],
+            X, Y, order, shuffle, batch_size, parts, net.dtype.type(weight_decay), CHUNK,
             kind, rate, momentum, beta1, beta2, eps, moments, step)
     with blas_single_threaded(net._any_blas):
         if threads:

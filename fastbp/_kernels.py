@@ -236,6 +236,7 @@ def other_loss(a, y, loss, eps, tiny):
     return cost
 
 
+@kernel()
 def log_softmax(a, r, i, a_prev, W, b):
     """log a_i^(n_l) of row r, where a = softmax(z), z = W a_prev + b.
 

@@ -73,10 +73,9 @@ from sklearn.utils.multiclass import _check_partial_fit_first_call, type_of_targ
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _kernels as K
-from ._compiler import CHUNK
-from ._threads import blas_single_threaded
 from ._validation import check_dtype
 from .network import LOSSES, Network
+from .training import minibatch_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -458,20 +457,17 @@ class _BaseMLP(BaseEstimator):
         # Adam's kernel applies its bias correction to the initial rate itself.
         rate = opt.learning_rate_init if opt.solver == "adam" else opt.learning_rate
         total = 0.0
-        no_order = np.empty(0, np.int64)
-        with blas_single_threaded(net._any_blas), np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             for lo, hi, b in ((0, n_full, batch_size), (n_full, n, n - n_full)):
                 if hi == lo:
                     continue
-                J = K.minibatch_epoch_kernel(
-                    net.theta, net._sizes, net._activation_codes, net._use_blas,
-                    LOSSES[net.loss], X[lo:hi], Y[lo:hi], no_order, False, b,
-                    dt(alpha / b), CHUNK, opt.kind, dt(rate), dt(opt.momentum),
-                    # β in float64: Adam's 1 − β and bias correction as scikit-learn
-                    # forms them (float32 θ: the kernel rounds them once)
-                    float(opt.beta_1), float(opt.beta_2), dt(opt.epsilon), opt.moments,
-                    opt.step)
-                total += float(J) * (hi - lo)
+                # β in float64: Adam's 1 − β and bias correction as scikit-learn
+                # forms them (float32 θ: the kernel rounds them once)
+                J = minibatch_epoch(
+                    net, X[lo:hi], Y[lo:hi], np.arange(hi - lo), False, b, alpha / b,
+                    opt.kind, dt(rate), dt(opt.momentum), float(opt.beta_1),
+                    float(opt.beta_2), dt(opt.epsilon), opt.moments, opt.step)
+                total += J * (hi - lo)
         opt.after_steps()
         return total / n
 

@@ -363,12 +363,23 @@ def _epoch(net, X, Y, weight_decay, batch_size, shuffle, rng, rate, rule):
     kind, momentum, beta1, beta2, eps, moments, step = rule
     m = X.shape[0]
     order = rng.permutation(m) if shuffle else np.arange(m)
+    return minibatch_epoch(net, X, Y, order, shuffle, batch_size, weight_decay, kind, rate,
+                           momentum, beta1, beta2, eps, moments, step)
+
+
+def minibatch_epoch(net, X, Y, order, shuffled, batch_size, weight_decay, kind, rate, momentum,
+                    beta1, beta2, eps, moments, step):
+    """One mini-batch epoch of ``net`` over rows ``order`` of X, Y (in that
+    order when ``shuffled``, else X's rows in turn; ``order`` then lists
+    0 … m−1) with :func:`fastbp._kernels.minibatch_epoch_kernel`, under the
+    thread policy; returns the epoch's mean per-example cost. Shared by
+    :func:`train` and the scikit-learn estimators."""
     # A batch is split between threads only when its own work is worth it: the
     # batches follow one another, so every batch is a parallel region.
     parts = net._batch_parts(batch_size)
     threads = _threads.plan(3 * net._forward_flops * batch_size) if parts > 1 else 0
     args = (net.theta, net._sizes, net._activation_codes, net._use_blas, K_LOSSES[net.loss],
-            X, Y, order, shuffle, batch_size, parts, net.dtype.type(weight_decay), CHUNK,
+            X, Y, order, shuffled, batch_size, parts, net.dtype.type(weight_decay), CHUNK,
             kind, rate, momentum, beta1, beta2, eps, moments, step)
     with blas_single_threaded(net._any_blas):
         if threads:

@@ -212,7 +212,8 @@ def test_bit_identical_for_any_thread_count():
     script = THREADS.format(tests=os.path.dirname(__file__))
     results = []
     for threads in ("1", "2", "3"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        # FASTBP_NUM_THREADS: more threads than this machine's cores on purpose
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, FASTBP_NUM_THREADS=threads)
         out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                              text=True, timeout=900)
         assert out.returncode == 0, out.stderr

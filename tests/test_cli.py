@@ -146,7 +146,7 @@ def test_train_on_npz_with_targets(data, tmp_path):
 
 def test_train_autoencoder_on_npy_and_npz_without_y(data, tmp_path):
     ok(run("train", "--data", data / "x.npy", "--layers", "6,3,6", "--iterations", 20,
-           "--learning-rate", 2, "--out", tmp_path / "a", cwd=tmp_path))
+           "--optimizer", "gd", "--learning-rate", 2, "--out", tmp_path / "a", cwd=tmp_path))
     net = model_io.load(tmp_path / "a" / "model.npz")
     assert net.layer_sizes == (6, 3, 6)
     # in-process from here on: the same code without another interpreter start-up
@@ -368,7 +368,7 @@ ARGPARSE_BAD = {
 }
 SUBPROCESS_ARGPARSE_BAD = ["no command", "bad choice"]
 DIVERGES = ["train", "--data", f"{D}/x.npy", "--layers", "6,3,6", "--activation", "relu,identity",
-            "--learning-rate", "1e9", "--iterations", "200"]
+            "--optimizer", "gd", "--learning-rate", "1e9", "--iterations", "200"]
 
 
 def with_data(args, data):

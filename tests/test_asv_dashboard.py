@@ -50,7 +50,9 @@ def run(cmd, **kw):
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory):
     need(CHROMIUM, "Chromium is not installed (apt-get install chromium)")
-    need(shutil.which("asv"), "asv is not installed (pip install -e '.[bench]')")
+    if not shutil.which("asv"):  # the README's test command installs [test] only
+        pytest.skip("asv is not installed (pip install -e '.[bench]'); .ci/run runs this "
+                    "test again after installing it")
     need(os.path.isdir(os.path.join(ROOT, ".git")) or os.path.isfile(os.path.join(ROOT, ".git")),
          "not a git checkout: asv needs the repository's commits")
     sys.path.insert(0, ASV)

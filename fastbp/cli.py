@@ -47,8 +47,15 @@ def demo(args):
     out = _output_dir(args.out)
 
     t0 = time.perf_counter()
-    if args.images == "photo":
-        X = photo_patches(args.patches, seed=args.seed)
+    images = args.images
+    if images == "photo":
+        try:
+            X = photo_patches(args.patches, seed=args.seed)
+        except (ImportError, OSError) as exc:  # matplotlib or its sample data missing
+            print(f"fastbp: warning: could not read {PHOTO} from matplotlib's sample data "
+                  f"({_reason(exc)}); using synthetic images", file=sys.stderr)
+            images = "synthetic"
+    if images == "photo":
         print(f"data      {X.shape[0]:,} 8x8 patches of {PHOTO} (matplotlib's sample "
               f"data, no download), whitened, scaled to [0.1, 0.9]")
     else:

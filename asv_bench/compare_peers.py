@@ -14,7 +14,7 @@ What is timed
 -------------
 *Full-batch cost and gradient* (workloads ``tiny``, ``ufldl``, ``mnist``, ``deep``): one
 evaluation of the UFLDL cost J(W,b) = (1/2m) sum ||h(x)-y||^2 + (lam/2) sum W^2 and its
-gradient (forward pass + backpropagation, as in the seed's SEED_MATH.md) on all m examples:
+gradient (forward pass + backpropagation, as in docs/math.md) on all m examples:
 
 * ``fastbp``  -- ``net.cost_and_gradient(X, Y, weight_decay=lam)``;
 * ``numpy``   -- the seed's matrix form written as plain vectorised numpy (``numpy_cost_grad``);
@@ -221,7 +221,7 @@ def _sigmoid_(z):
 def numpy_cost_grad(Ws, bs, X, Y, lam, output_delta="seed"):
     """J and the gradients of the seed's cost.
 
-    output_delta="seed":      delta^(n_l) = -(y - a) * a * (1 - a)         (SEED_MATH.md)
+    output_delta="seed":      delta^(n_l) = -(y - a) * a * (1 - a)         (docs/math.md)
     output_delta="canonical": delta^(n_l) = a - y   (sklearn's shortcut; used only to check
                               the sklearn peer's gradient, see SklearnPeer)
     """

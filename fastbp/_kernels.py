@@ -1,6 +1,6 @@
 """The seed's backpropagation as explicit-loop Numba kernels.
 
-Read beside ``shared/SEED_MATH.md``. Names follow the math: ``a`` activations,
+Read beside ``docs/math.md``. Names follow the math: ``a`` activations,
 ``delta`` residuals δ, ``dW``/``db`` the accumulated ΔW, Δb, ``weight_decay``
 λ. Rows of every 2-D array are examples, so ``a[r, i]`` is a_i^(l) of example r.
 

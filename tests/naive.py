@@ -1,7 +1,7 @@
 """Slow, obviously-correct references for the kernels (STUMPY's naive.py habit).
 
 A plain vectorised numpy transcription of the matrix-vector form in
-shared/SEED_MATH.md, sharing no code with fastbp's kernels.
+docs/math.md, sharing no code with fastbp's kernels.
 """
 
 import numpy as np

@@ -24,3 +24,20 @@ def make(name, dtype, m=None, seed=0):
     Y = rng.random((m, sizes[-1]), dtype=dtype)
     net = fastbp.Network(sizes, dtype=dtype, seed=seed, epsilon=0.01)
     return net, X, Y
+
+
+#: Every thread count the suite compares: one, and all that fastbp uses.
+THREADS = sorted({1, fastbp.get_num_threads()})
+
+
+class Tracked:
+    """Timing settings that keep a full (non ``--quick``) ``asv run`` of the
+    whole suite to about two minutes per commit on 2 cores, with results that
+    ``asv publish`` keeps: one process per benchmark (``rounds``), a short
+    warm-up, then 3-5 samples within about a second."""
+
+    rounds = 1
+    repeat = (3, 5, 1.0)      # (min samples, max samples, seconds to stop adding samples)
+    warmup_time = 0.1
+    sample_time = 0.02
+    timeout = 120

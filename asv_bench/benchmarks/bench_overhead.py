@@ -1,0 +1,62 @@
+"""What a small call costs beyond its arithmetic, and how long a new process
+takes to its first result."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+import fastbp
+
+from .workloads import Tracked
+
+
+class Overhead(Tracked):
+    """Per-call overhead: one example through a 2-8-1 network, so the time is
+    almost all dispatch, input checks and the trainer's bookkeeping."""
+
+    def setup(self):
+        rng = np.random.default_rng(0)
+        self.net = fastbp.Network([2, 8, 1], seed=0)
+        self.X, self.Y = rng.random((1, 2)), rng.random((1, 1))
+        self.net.cost_and_gradient(self.X, self.Y, 1e-4)
+        self.net.predict(self.X)
+        fastbp.train(self.net, self.X, self.Y, learning_rate=0.1, iterations=1)
+
+    def time_cost_and_gradient_one_example(self):
+        self.net.cost_and_gradient(self.X, self.Y, 1e-4)
+
+    def time_predict_one_example(self):
+        self.net.predict(self.X)
+
+    def time_train_one_step(self):
+        fastbp.train(self.net, self.X, self.Y, learning_rate=0.1, iterations=1)
+
+
+_FIRST_RESULT = textwrap.dedent("""
+    import time
+    t0 = time.perf_counter()
+    import numpy as np, fastbp
+    net = fastbp.Network([64, 25, 64])
+    X = np.random.default_rng(0).random((1000, 64))
+    net.cost_and_gradient(X, X, 1e-4)
+    print(time.perf_counter() - t0)
+""")
+
+
+def _first_result():
+    return float(subprocess.run([sys.executable, "-c", _FIRST_RESULT], check=True,
+                                capture_output=True, text=True).stdout)
+
+
+def track_first_result_seconds_warm_cache():
+    """A new process, JIT cache already warm: import, build a network, first
+    gradient (best of two, after one run that fills the cache). Measured
+    inside the child, after interpreter start-up."""
+    _first_result()
+    return min(_first_result() for _ in range(2))
+
+
+track_first_result_seconds_warm_cache.unit = "seconds"
+track_first_result_seconds_warm_cache.timeout = 300

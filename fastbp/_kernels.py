@@ -802,7 +802,6 @@ def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, eps
     adam      m = β₁m + (1−β₁)g;  s = β₂s + (1−β₂)g²;
               θ −= α √(1−β₂ᵗ)/(1−β₁ᵗ) · m / (√s + ε)       (Kingma & Ba)
     """
-    one = theta.dtype.type(1)
     step[0] += 1
     n = theta.shape[0]
     if kind == PLAIN:

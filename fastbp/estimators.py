@@ -56,11 +56,10 @@ import scipy.optimize
 import scipy.sparse
 
 try:
-    import sklearn  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
+except ImportError as exc:  # exercised in a subprocess test
     raise ImportError("fastbp.MLPClassifier and fastbp.MLPRegressor need scikit-learn: "
                       "pip install 'fastbp[sklearn]'") from exc
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
@@ -423,8 +422,7 @@ class _BaseMLP(BaseEstimator):
                 self._optimizer.iteration_ends(self.t_)
                 if self._no_improvement_count > self.n_iter_no_change:
                     what = "Validation score" if early_stopping else "Training loss"
-                    how = "improve" if early_stopping else "improve"
-                    msg = (f"{what} did not {how} more than tol={self.tol:f} for "
+                    msg = (f"{what} did not improve more than tol={self.tol:f} for "
                            f"{self.n_iter_no_change} consecutive epochs.")
                     if self._optimizer.trigger_stopping(msg, self.verbose):
                         break

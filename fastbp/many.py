@@ -36,7 +36,10 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
     ``fastbp.train(nets[i], X[rows[i]], Y[rows[i]], <its options>)`` would
     leave it, for any thread count: each thread runs the very routines
     ``train`` runs for one network, and nothing is shared between networks.
-    Use it for sweeps (λ, α, ρ, β), seeds, ensembles and cross-validation folds.
+    Use it for sweeps (λ, α, ρ, β), seeds, ensembles and cross-validation folds:
+    the parallelism is across networks, so it pays with at least as many
+    networks as threads (a single large network is faster with ``train``,
+    which spreads its examples over the threads).
 
     Parameters
     ----------

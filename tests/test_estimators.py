@@ -273,6 +273,7 @@ def test_warm_start_with_other_architecture_is_refused():
         est.fit(X_REG, Y_REG)
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # sklearn's r2_score on inf
 def test_divergence_raises_like_sklearn_and_early_stopping_keeps_the_best():
     X = np.finfo(np.float64).max * np.random.default_rng(0).uniform(size=(10, 2))
     y = np.arange(10.0)

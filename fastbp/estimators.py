@@ -73,7 +73,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from . import _kernels as K
 from ._validation import check_dtype
-from .network import LOSSES, Network
+from .network import Network
 from .training import minibatch_epoch
 
 __all__ = ["MLPClassifier", "MLPRegressor"]

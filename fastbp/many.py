@@ -16,7 +16,8 @@ from ._compiler import CHUNK, MAX_SLOTS
 from ._threads import blas_single_threaded
 from ._validation import check_data, check_scalar
 from .network import LOSSES, Network
-from .training import OPTIMIZERS, SCHEDULES, DivergenceError, TrainingHistory, train
+from .training import (OPTIMIZERS, SCHEDULES, DivergenceError, TrainingHistory,
+                       check_schedule_and_stopping, train)
 
 #: Options that may be given one value per network (a sequence of n_nets).
 PER_NETWORK = ("learning_rate", "weight_decay", "momentum", "beta1", "beta2", "adam_epsilon",
@@ -101,14 +102,9 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
         raise TypeError(f"callback must be callable, got {type(callback).__name__}")
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
-    power_t = check_scalar(power_t, "power_t", low=0)
-    step_every = check_scalar(step_every, "step_every", low=1, integer=True)
-    step_factor = check_scalar(step_factor, "step_factor", low=0, low_inclusive=False)
-    validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0)
-    if validation_fraction >= 1:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
-    n_iter_no_change = check_scalar(n_iter_no_change, "n_iter_no_change", low=1, integer=True)
-    tol = check_scalar(tol, "tol", low=0)
+    power_t, step_every, step_factor, validation_fraction, n_iter_no_change, tol = \
+        check_schedule_and_stopping(power_t, step_every, step_factor, validation_fraction,
+                                    n_iter_no_change, tol)
 
     options = {name: _per_network(name, value, n_nets) for name, value in (
         ("learning_rate", learning_rate), ("weight_decay", weight_decay),

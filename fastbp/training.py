@@ -158,14 +158,9 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         if check_scalar(value, name, low=0) >= 1:
             raise ValueError(f"{name} must be in [0, 1), got {value!r}")
     adam_epsilon = check_scalar(adam_epsilon, "adam_epsilon", low=0, low_inclusive=False)
-    power_t = check_scalar(power_t, "power_t", low=0)
-    step_every = check_scalar(step_every, "step_every", low=1, integer=True)
-    step_factor = check_scalar(step_factor, "step_factor", low=0, low_inclusive=False)
-    validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0)
-    if validation_fraction >= 1:
-        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
-    n_iter_no_change = check_scalar(n_iter_no_change, "n_iter_no_change", low=1, integer=True)
-    tol = check_scalar(tol, "tol", low=0)
+    power_t, step_every, step_factor, validation_fraction, n_iter_no_change, tol = \
+        check_schedule_and_stopping(power_t, step_every, step_factor, validation_fraction,
+                                    n_iter_no_change, tol)
     if state is not None and not isinstance(state, dict):
         raise TypeError(f"state must be a dict (or None), got {type(state).__name__}")
     checkpoint_every = check_scalar(checkpoint_every, "checkpoint_every", low=0, integer=True)
@@ -275,6 +270,20 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             if stopper.update(t) or (callback is not None and callback(t, J, net)):
                 break
     return stopper.finish(history)
+
+
+def check_schedule_and_stopping(power_t, step_every, step_factor, validation_fraction,
+                                n_iter_no_change, tol):
+    """The schedule's and early stopping's settings, checked (train and train_many)."""
+    power_t = check_scalar(power_t, "power_t", low=0)
+    step_every = check_scalar(step_every, "step_every", low=1, integer=True)
+    step_factor = check_scalar(step_factor, "step_factor", low=0, low_inclusive=False)
+    validation_fraction = check_scalar(validation_fraction, "validation_fraction", low=0)
+    if validation_fraction >= 1:
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    n_iter_no_change = check_scalar(n_iter_no_change, "n_iter_no_change", low=1, integer=True)
+    tol = check_scalar(tol, "tol", low=0)
+    return power_t, step_every, step_factor, validation_fraction, n_iter_no_change, tol
 
 
 def _check_checkpoint_path(checkpoint):

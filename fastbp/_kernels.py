@@ -547,19 +547,11 @@ def cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y, orde
 
 
 @kernel()
-def cost_and_gradient_one_slot(theta, sizes, activations, use_blas, loss, X, Y, weight_decay,
-                               sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
-    """:func:`cost_and_gradient_kernel` for m ≤ chunk examples: one slot, no
-    thread pool, ΔW and Δb accumulated straight into ``grad``."""
-    return one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y,
-                         np.empty(0, np.int64), weight_decay, sparsity_delta, want_gradient,
-                         m_total, chunk, workspace, grad)
-
-
-@kernel()
 def one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order, weight_decay,
                   sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
-    """:func:`cost_and_gradient_one_slot` on X's rows or on X[order]."""
+    """:func:`cost_and_gradient_kernel` for m ≤ chunk examples, on X's rows or
+    on X[order]: one slot, no thread pool, ΔW and Δb accumulated straight into
+    ``grad``."""
     if want_gradient:
         for p in range(theta.shape[0]):
             grad[p] = theta.dtype.type(0)

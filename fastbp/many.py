@@ -16,8 +16,8 @@ from ._compiler import CHUNK, MAX_SLOTS
 from ._threads import blas_single_threaded
 from ._validation import check_data, check_scalar
 from .network import LOSSES, Network
-from .training import (OPTIMIZERS, SCHEDULES, DivergenceError, TrainingHistory,
-                       check_schedule_and_stopping, train)
+from .training import (OPTIMIZERS, SCHEDULES, DivergenceError, StoppingRule,
+                       TrainingHistory, check_schedule_and_stopping, train)
 
 #: Options that may be given one value per network (a sequence of n_nets).
 PER_NETWORK = ("learning_rate", "weight_decay", "momentum", "beta1", "beta2", "adam_epsilon",
@@ -204,7 +204,7 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
     stoppers = None
     if validation_fraction:
         val_orders, val_starts, val_stops = _flatten(val)
-        stoppers = [_Stopper(n_iter_no_change, tol) for _ in range(n_nets)]
+        stoppers = [StoppingRule(n_iter_no_change, tol) for _ in range(n_nets)]
     histories = [[] for _ in range(n_nets)]
     status = np.zeros(n_nets, np.int64)
     failed_at = np.full(n_nets, -1, np.int64)
@@ -274,27 +274,6 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
             None if s is None else s.best_iteration))
     _raise_failures(status, failed_at, results, full_batch, lr)
     return results
-
-
-class _Stopper:
-    """train's early stopping for one network (same rule, same numbers)."""
-
-    def __init__(self, patience, tol):
-        self.patience, self.tol = patience, tol
-        self.scores, self.best, self.best_theta, self.best_iteration = [], np.inf, None, None
-        self.bad = 0
-        self.stopped = False
-
-    def update(self, iteration, score, theta):
-        score = float(score)
-        self.scores.append(score)
-        if score < self.best - self.tol:
-            self.best, self.best_theta, self.best_iteration = score, theta.copy(), iteration
-            self.bad = 0
-        else:
-            self.bad += 1
-        self.stopped = self.bad >= self.patience
-        return self.stopped
 
 
 def _raise_failures(status, failed_at, histories, full_batch, learning_rate):

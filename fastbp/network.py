@@ -256,12 +256,6 @@ class Network:
         return K.BATCH_PARTS if _threads.worth_sharing(
             3 * self._forward_flops * batch_size) else 1
 
-    def _finite_theta(self):
-        """θ itself, after checking it is still finite (its views are writable)."""
-        if not all_finite(self._theta):
-            raise ValueError("theta contains NaN or Inf; every parameter must be finite")
-        return self._theta
-
     def _workspace(self, m):
         """Per-slot buffers for the gradient kernel, kept between calls (the
         slots a batch of m examples uses: at most MAX_SLOTS). Only for the

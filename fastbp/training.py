@@ -440,21 +440,19 @@ def _split_validation(X, Y, fraction, rng, net):
     return X[fit], Y[fit], X[val], Y[val]
 
 
-class _EarlyStopping:
-    """Tracks the validation cost and the best parameters seen."""
+class StoppingRule:
+    """Early stopping's rule, shared by train and train_many: after each
+    iteration's validation score, keep the best parameters seen and stop when
+    the score has not improved by ``tol`` for ``patience`` iterations."""
 
-    def __init__(self, net, X_val, Y_val, patience, tol):
-        self.net, self.X_val, self.Y_val = net, X_val, Y_val
+    def __init__(self, patience, tol):
         self.patience, self.tol = patience, tol
         self.scores, self.best, self.best_theta, self.best_iteration = [], np.inf, None, None
         self.bad = 0
         self.stopped = False
 
-    def update(self, iteration):
-        if self.X_val is None:
-            return False
-        theta = self.net.theta
-        score = self.net._evaluate(theta, self.X_val, self.Y_val, 0.0, 0.0, 0.0, None)
+    def update(self, iteration, score, theta):
+        score = float(score)
         self.scores.append(score)
         if score < self.best - self.tol:
             self.best, self.best_theta, self.best_iteration = score, theta.copy(), iteration
@@ -463,6 +461,22 @@ class _EarlyStopping:
             self.bad += 1
         self.stopped = self.bad >= self.patience
         return self.stopped
+
+
+class _EarlyStopping(StoppingRule):
+    """:class:`StoppingRule` on the validation cost of ``net`` (a no-op
+    without validation data)."""
+
+    def __init__(self, net, X_val, Y_val, patience, tol):
+        super().__init__(patience, tol)
+        self.net, self.X_val, self.Y_val = net, X_val, Y_val
+
+    def update(self, iteration):
+        if self.X_val is None:
+            return False
+        theta = self.net.theta
+        score = self.net._evaluate(theta, self.X_val, self.Y_val, 0.0, 0.0, 0.0, None)
+        return super().update(iteration, score, theta)
 
     def finish(self, history):
         if self.best_theta is not None and self.stopped:

@@ -105,7 +105,13 @@ def measure(call, n_busy, reps=9, before=None):
 
 
 def available_cores():
-    from fastbp._threads import available_cpus
+    """CPUs this process may use (fastbp's own count when it has one, so an
+    older fastbp on PYTHONPATH can be measured by the same cases)."""
+    try:
+        from fastbp._threads import available_cpus
+    except ImportError:
+        import os
+        return len(os.sched_getaffinity(0))
     return available_cpus()
 
 

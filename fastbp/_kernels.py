@@ -44,6 +44,7 @@ from numba import prange
 from ._compiler import kernel
 from ._blas import gemm_accumulate
 from ._exp import exp
+from ._validation import _first_not_finite as first_not_finite
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
 # output layer, together with the cross-entropy loss; EXP only on the output
@@ -563,6 +564,29 @@ def one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order, weight
                                        deltas, xb, yb, grad)
     return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
                                     want_gradient, grad)
+
+
+@kernel()
+def small_batch_kernel(theta, sizes, activations, use_blas, loss, X, Y, weight_decay,
+                       sparsity_delta, want_gradient, check, grad):
+    """:func:`cost_and_gradient_kernel` for m ≤ CHUNK examples (one chunk,
+    one slot, no threads) with nothing around it: returns (0, J), or, when
+    ``check`` is set and X, Y or θ holds a NaN or ±Inf, (1, 2 or 3
+    respectively, NaN) without computing anything. Its buffers are sized for
+    the m rows and allocated here, so concurrent calls share nothing. With
+    the one chunk of all m rows it computes what the general kernel computes,
+    to the bit; what it saves is the calls around it (a one-example gradient
+    is mostly call overhead)."""
+    if check:
+        code = first_not_finite(X, Y, theta)
+        if code != 0:
+            return code, np.nan
+    m = X.shape[0]
+    n_work = work_size(sizes, m)
+    workspace = np.empty((1, 2 * n_work), theta.dtype)
+    return 0, one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y,
+                            np.empty(0, np.int64), weight_decay, sparsity_delta,
+                            want_gradient, m, m, workspace, grad)
 
 
 @kernel()

@@ -40,6 +40,7 @@ the kernels call BLAS from inside their own threads on their own chunk.
 """
 
 import contextlib
+import ctypes
 import math
 import os
 import threading
@@ -284,36 +285,88 @@ _blas_libraries = None
 
 
 def _blas():
+    """[(kind, get, set)] for every BLAS library loaded in the process: plain
+    ctypes functions for OpenBLAS (a call costs ~0.1 µs), threadpoolctl's
+    controller methods otherwise. threadpoolctl's own per-call path reads
+    the library's info each time (~7 µs a call, more than a whole one-example
+    gradient), so its controllers are asked once which libraries there are."""
     # Inspecting the loaded libraries takes milliseconds: do it once. numba's
     # np.dot calls scipy's BLAS, so make sure it is loaded first.
     global _blas_libraries
     if _blas_libraries is None:
         import scipy.linalg.cython_blas  # noqa: F401
         from threadpoolctl import ThreadpoolController
-        _blas_libraries = ThreadpoolController().select(user_api="blas").lib_controllers
+        _blas_libraries = [_thread_functions(c) for c in
+                           ThreadpoolController().select(user_api="blas").lib_controllers]
     return _blas_libraries
+
+
+def _thread_functions(controller):
+    """(kind, get_num_threads, set_num_threads) of one threadpoolctl
+    controller; kind is "openblas" for an OpenBLAS on its own threads."""
+    if controller.internal_api == "openblas" and controller.threading_layer != "openmp":
+        try:
+            prefix, suffix = controller._find_affixes()
+            lib = controller.dynlib
+            get = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+            put = getattr(lib, f"{prefix}openblas_set_num_threads{suffix}")
+            get.restype, get.argtypes = ctypes.c_int, []
+            put.restype, put.argtypes = None, [ctypes.c_int]
+            return "openblas", get, put
+        except (AttributeError, TypeError, ValueError):  # another threadpoolctl
+            pass
+    return controller.internal_api, controller.get_num_threads, controller.set_num_threads
 
 
 def blas_single_threaded(needed=True):
     """Hold every BLAS library to one thread inside the block, then restore
     the caller's settings. ``needed=False`` makes it a no-op (a network with
-    no BLAS layer pays nothing, not even a generator)."""
-    return _blas_single_threaded() if needed else _NOTHING
+    no BLAS layer, or a call too small for BLAS to thread, pays nothing)."""
+    return _BlasSingleThreaded() if needed else _NOTHING
+
+
+def blas_may_thread(gemm_size):
+    """Whether a BLAS matrix product of ``gemm_size`` = M·N·K multiply-adds
+    might run on several threads. OpenBLAS runs a product that small on the
+    calling thread whatever its thread count: gemm below M·N·K = 65536 × 4
+    (``interface/gemm.c``), and a product with a dimension of 1, which recent
+    OpenBLAS hands to gemv, below M·N = 2304 × 4 (``interface/gemv.c``). A
+    kernel whose largest product is at most :data:`OPENBLAS_SERIAL_SIZE`
+    need not pin BLAS to one thread, which saves ~2 µs a call. With any other
+    BLAS every product counts as threaded."""
+    return gemm_size > _blas_serial_limit()
+
+
+#: See :func:`blas_may_thread`: the smaller of OpenBLAS's two thresholds.
+OPENBLAS_SERIAL_SIZE = 2304 * 4
+_serial_limit = None
+
+
+def _blas_serial_limit():
+    global _serial_limit
+    if _serial_limit is None:
+        _serial_limit = OPENBLAS_SERIAL_SIZE if _blas() and all(
+            kind == "openblas" for kind, _, _ in _blas()) else 0
+    return _serial_limit
+
+
+class _BlasSingleThreaded:
+    __slots__ = ("saved",)
+
+    def __enter__(self):
+        self.saved = saved = []
+        for _, get, put in _blas():
+            n = get()
+            if n != 1:
+                put(1)
+            saved.append(n)
+        return self
+
+    def __exit__(self, *exc):
+        for (_, _, put), n in zip(_blas(), self.saved):
+            if n != 1:
+                put(n)
+        return False
 
 
 _NOTHING = contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def _blas_single_threaded():
-    libraries = _blas()
-    before = [lib.get_num_threads() for lib in libraries]
-    for lib, n in zip(libraries, before):
-        if n != 1:
-            lib.set_num_threads(1)
-    try:
-        yield
-    finally:
-        for lib, n in zip(libraries, before):
-            if n != 1:
-                lib.set_num_threads(n)

@@ -14,8 +14,8 @@ from . import _kernels as K
 from ._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
 from . import _threads
 from ._threads import blas_single_threaded
-from ._validation import (all_finite, check_data, check_dtype, check_scalar, check_seed,
-                          check_theta)
+from ._validation import (NOT_FINITE, all_finite, check_data, check_dtype, check_finite,
+                          check_scalar, check_seed, check_theta)
 
 ACTIVATIONS = {"sigmoid": K.SIGMOID, "tanh": K.TANH, "relu": K.RELU, "identity": K.IDENTITY}
 LOSSES = {"squared": K.SQUARED, "cross_entropy": K.CROSS_ENTROPY,
@@ -105,6 +105,7 @@ class Network:
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
         self.loss = loss
+        self._loss_code = LOSSES[loss]
         self.activations = _check_activations(activations, len(self.layer_sizes) - 1, loss)
         self._sizes = np.array(self.layer_sizes, dtype=np.int64)
         self._activation_codes = np.array(
@@ -114,6 +115,12 @@ class Network:
             [s_in * s_out >= BLAS_MIN_WEIGHTS
              for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.bool_)
         self._any_blas = bool(self._use_blas.any())
+        # Weights of the widest BLAS layer: a chunk of r rows makes BLAS
+        # products of at most r times this many multiply-adds.
+        self._blas_weights = max((s_in * s_out for s_in, s_out, blas in zip(
+            self.layer_sizes[:-1], self.layer_sizes[1:], self._use_blas) if blas), default=0)
+        self._n_params = sum(s_out * (s_in + 1) for s_in, s_out in zip(
+            self.layer_sizes[:-1], self.layer_sizes[1:]))
         # Floating-point operations of one example's forward pass, 2 Σ_l s_l s_{l+1}:
         # what the thread policy weighs to decide whether a call is worth threads.
         self._forward_flops = 2 * sum(
@@ -123,8 +130,7 @@ class Network:
     @property
     def n_params(self):
         """Number of parameters Σ_l s_{l+1}(s_l + 1)."""
-        s = self.layer_sizes
-        return sum(s[l + 1] * (s[l] + 1) for l in range(len(s) - 1))
+        return self._n_params
 
     @property
     def theta(self):
@@ -138,13 +144,16 @@ class Network:
         """Views (W^(l)…), (b^(l)…) into a flat vector laid out like θ."""
         layout = self.__dict__.get("_layout")
         if layout is None:
-            layout, off = [], 0
+            weights, biases, off = [], [], 0
             for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:]):
-                layout.append((off, off + s_out * s_in, (s_out, s_in), off + s_out * (s_in + 1)))
-                off += s_out * (s_in + 1)
-            self._layout = layout = tuple(layout)
-        return (tuple(flat[a:b].reshape(shape) for a, b, shape, _ in layout),
-                tuple(flat[b:c] for _, b, _, c in layout))
+                weights.append((slice(off, off + s_out * s_in), (s_out, s_in)))
+                off += s_out * s_in
+                biases.append(slice(off, off + s_out))
+                off += s_out
+            self._layout = layout = (tuple(weights), tuple(biases))
+        weights, biases = layout
+        return (tuple([flat[w].reshape(shape) for w, shape in weights]),
+                tuple([flat[b] for b in biases]))
 
     def initialize(self, init="normal", epsilon=0.01, seed=0):
         """Draw fresh parameters (see the class docstring for the rules)."""
@@ -192,6 +201,8 @@ class Network:
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        if "_n_params" not in state:  # pickled by an older fastbp
+            self._setup(self.layer_sizes, self.activations, self.dtype, self.loss)
         self._theta = np.array(self._theta, dtype=self.dtype, order="C")  # own, writable
         self.weights, self.biases = self.unflatten(self._theta)
 
@@ -207,33 +218,51 @@ class Network:
 
     # ------------------------------------------------------------ kernels
     def _evaluate(self, theta, X, Y, weight_decay, sparsity_target, sparsity_weight, grad,
-                  comm=None, m_total=None):
-        """J and (if ``grad`` is given) ∇J at θ; inputs already validated.
+                  comm=None, m_total=None, check=False):
+        """J and (if ``grad`` is given) ∇J at θ; inputs already validated,
+        except that with ``check`` X, Y and θ are still to be checked finite
+        (a ValueError names the first that is not).
 
         With an MPI communicator ``comm``, X and Y are this rank's shard of
         ``m_total`` examples: every rank adds its ΔW, Δb scaled by 1/m_total
         (rank 0 alone adds λW), one in-place Allreduce sums the flat gradient,
         another the cost; ρ̂ is reduced the same way before the backward pass.
         """
+        m = X.shape[0]
+        want_gradient = grad is not None
+        if grad is None:
+            grad = _NO_GRADIENT[self.dtype.type]
+        if m <= CHUNK and comm is None and not sparsity_weight:
+            # One chunk: a single compiled call that also does the check.
+            dt = self.dtype.type
+            args = (theta, self._sizes, self._activation_codes, self._use_blas, self._loss_code,
+                    X, Y, dt(weight_decay), _NO_SPARSITY[dt], want_gradient, check, grad)
+            if self._any_blas and _threads.blas_may_thread(m * self._blas_weights):
+                with blas_single_threaded():
+                    code, J = K.small_batch_kernel(*args)
+            else:
+                code, J = K.small_batch_kernel(*args)
+            if code:
+                raise ValueError(NOT_FINITE[code])
+            return float(J)
+        if check:
+            check_finite(X, Y, theta)
         dt = self.dtype.type
-        m_total = X.shape[0] if m_total is None else m_total
+        m_total = m if m_total is None else m_total
         if comm is not None and comm.Get_rank() != 0:
             weight_decay = 0.0  # λW and (λ/2)ΣW² enter the sum once
         sparsity_delta, sparsity_cost = self._sparsity(theta, X, sparsity_target,
                                                        sparsity_weight, comm, m_total)
-        want_gradient = grad is not None
-        if grad is None:
-            grad = np.empty(0, self.dtype)
-        args = (theta, self._sizes, self._activation_codes, self._use_blas, LOSSES[self.loss],
+        args = (theta, self._sizes, self._activation_codes, self._use_blas, self._loss_code,
                 X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK, MAX_SLOTS)
         # Forward, residuals and ΔW: about three forward passes of work.
-        threads = _threads.plan(3 * self._forward_flops * X.shape[0]) if X.shape[0] > CHUNK else 0
+        threads = _threads.plan(3 * self._forward_flops * m) if m > CHUNK else 0
         lock = self._workspace_lock()
         mine = lock.acquire(blocking=False)  # taken: another thread computes with it
         try:
-            workspace = self._workspace(X.shape[0]) if mine else self._new_workspace(
-                min(MAX_SLOTS, -(-X.shape[0] // CHUNK)))
-            with blas_single_threaded(self._any_blas):
+            workspace = self._workspace(m) if mine else self._new_workspace(
+                min(MAX_SLOTS, -(-m // CHUNK)))
+            with self._pin_blas(m):
                 if threads:
                     with _threads.parallel_region(threads):
                         J = K.cost_and_gradient_kernel(*args, True, workspace, grad)
@@ -255,6 +284,13 @@ class Network:
         only, so the result is bit-identical for any thread count."""
         return K.BATCH_PARTS if _threads.worth_sharing(
             3 * self._forward_flops * batch_size) else 1
+
+    def _pin_blas(self, m):
+        """The context a kernel call on m examples runs in: BLAS held to one
+        thread, unless no BLAS product of the call (chunks of at most CHUNK
+        rows) is big enough for BLAS to thread anyway."""
+        return blas_single_threaded(self._any_blas and _threads.blas_may_thread(
+            min(m, CHUNK) * self._blas_weights))
 
     def _workspace(self, m):
         """Per-slot buffers for the gradient kernel, kept between calls (the
@@ -313,15 +349,18 @@ class Network:
             raise ValueError(f"sparsity_target must be in (0, 1), got {rho!r}")
         return rho, beta
 
-    def _prepare(self, X, Y, weight_decay, sparsity_target, sparsity_weight, theta=None):
-        """Checked (X, Y, λ, ρ, β); ``theta``, if given, is checked finite too."""
+    def _prepare(self, X, Y, weight_decay, sparsity_target, sparsity_weight, theta=None,
+                 finite=True):
+        """Checked (X, Y, λ, ρ, β); ``theta``, if given, is checked finite too
+        (``finite=False``: X, Y and θ are not checked finite here, but by
+        :meth:`_evaluate` with ``check=True``)."""
         weight_decay = check_scalar(weight_decay, "weight_decay", low=0)
         if sparsity_target is None and sparsity_weight == 0.0 and type(sparsity_weight) in (
                 float, int):
             rho, beta = 0.0, 0.0
         else:
             rho, beta = self._check_sparsity(sparsity_target, sparsity_weight)
-        X, Y = check_data(X, Y, self.layer_sizes, self.dtype, theta)
+        X, Y = check_data(X, Y, self.layer_sizes, self.dtype, theta, finite)
         return X, Y, weight_decay, rho, beta
 
     # --------------------------------------------------------------- API
@@ -345,8 +384,8 @@ class Network:
         """
         theta = self._theta
         X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
-                                             theta)
-        return self._evaluate(theta, X, Y, lam, rho, beta, None)
+                                             finite=False)
+        return self._evaluate(theta, X, Y, lam, rho, beta, None, check=True)
 
     def cost_and_gradient(self, X, Y, weight_decay=0.0, *, sparsity_target=None,
                           sparsity_weight=0.0):
@@ -362,9 +401,9 @@ class Network:
         """
         theta = self._theta
         X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
-                                             theta)
-        grad = np.empty(self.n_params, self.dtype)
-        J = self._evaluate(theta, X, Y, lam, rho, beta, grad)
+                                             finite=False)
+        grad = np.empty(self._n_params, self.dtype)
+        J = self._evaluate(theta, X, Y, lam, rho, beta, grad, check=True)
         grad_W, grad_b = self.unflatten(grad)
         return J, grad_W, grad_b
 
@@ -381,10 +420,11 @@ class Network:
         grad : ndarray of shape (n_params,)
             Laid out like θ, in float64 (what scipy's optimisers work in).
         """
-        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight)
-        theta = check_theta(theta, self.n_params, self.dtype)
-        grad = np.empty(self.n_params, self.dtype)
-        J = self._evaluate(theta, X, Y, lam, rho, beta, grad)
+        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
+                                             finite=False)
+        theta = check_theta(theta, self._n_params, self.dtype, finite=False)
+        grad = np.empty(self._n_params, self.dtype)
+        J = self._evaluate(theta, X, Y, lam, rho, beta, grad, check=True)
         return J, grad.astype(np.float64, copy=False)
 
     def mean_hidden_activation(self, X):
@@ -401,7 +441,8 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
                 rho_hat)
         threads = _threads.plan(2 * self.layer_sizes[0] * self.layer_sizes[1] * X.shape[0])
-        with blas_single_threaded(self._use_blas[0]):
+        with blas_single_threaded(self._use_blas[0] and _threads.blas_may_thread(
+                min(X.shape[0], CHUNK) * self._blas_weights)):
             if threads:
                 with _threads.parallel_region(threads):
                     K.mean_activation_kernel(*args[:-1], True, rho_hat)
@@ -417,7 +458,7 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
                 out)
         threads = _threads.plan(self._forward_flops * X.shape[0])
-        with blas_single_threaded(self._any_blas):
+        with self._pin_blas(X.shape[0]):
             if threads:
                 with _threads.parallel_region(threads):
                     K.predict_kernel(*args[:-1], True, out)
@@ -431,8 +472,10 @@ class Network:
 _LOCK_CREATION = threading.Lock()
 
 
-#: The kernels' "no sparsity term" argument, one per dtype (empty: never written).
+#: The kernels' "no sparsity term" and "no gradient" arguments, one per dtype
+#: (empty: never written).
 _NO_SPARSITY = {np.float32: np.empty(0, np.float32), np.float64: np.empty(0, np.float64)}
+_NO_GRADIENT = {np.float32: np.empty(0, np.float32), np.float64: np.empty(0, np.float64)}
 
 
 def _allreduce_sum(comm, buf):

@@ -1,0 +1,117 @@
+"""The short path for small calls (issue 9): one compiled call for a batch of
+at most CHUNK examples, the finiteness check fused into it, BLAS left alone
+when its products are too small to thread. Each must give what the general
+path gives, to the bit, and catch what it catches."""
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import _kernels as K, _threads
+from fastbp._compiler import CHUNK, MAX_SLOTS
+from fastbp._validation import FINITE_BLOCK, _finite_block, check_finite
+from fastbp.network import _NO_SPARSITY
+
+from helpers import make_data, net_for
+
+SHAPES = [([2, 8, 1], "squared"), ([64, 25, 64], "squared"), ([5, 7, 3], "cross_entropy"),
+          ([4, 9, 6, 3], "binary_cross_entropy"), ([3, 6, 2], "poisson")]
+
+
+def _general(net, X, Y, lam, want_gradient):
+    """The general kernel (chunks of CHUNK rows, the network's workspace)."""
+    grad = np.empty(net.n_params if want_gradient else 0, net.dtype)
+    J = K.cost_and_gradient_kernel(
+        net.theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code, X, Y,
+        net.dtype.type(lam), _NO_SPARSITY[net.dtype.type], want_gradient, X.shape[0], CHUNK,
+        MAX_SLOTS, False, net._new_workspace(1), grad)
+    return J, grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layers,loss", SHAPES)
+@pytest.mark.parametrize("m", [1, 3, 64, CHUNK])
+def test_small_kernel_is_the_general_kernel_to_the_bit(layers, loss, m, dtype):
+    net = net_for(layers, dtype=dtype, loss=loss)
+    X, Y = make_data(layers, m, dtype=dtype, loss=loss)
+    for want_gradient in (True, False):
+        J, grad = _general(net, X, Y, 1e-3, want_gradient)
+        small = np.empty(net.n_params if want_gradient else 0, net.dtype)
+        code, J_small = K.small_batch_kernel(
+            net.theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code, X, Y,
+            net.dtype.type(1e-3), _NO_SPARSITY[net.dtype.type], want_gradient, True, small)
+        assert code == 0
+        assert J_small == J
+        np.testing.assert_array_equal(small, grad)
+    # and the public methods, which take the short path for these m
+    J_pub, gW, gb = net.cost_and_gradient(X, Y, 1e-3)
+    J, grad = _general(net, X, Y, 1e-3, True)
+    assert J_pub == float(J)
+    np.testing.assert_array_equal(np.concatenate([np.r_[w.ravel(), b] for w, b in zip(gW, gb)]),
+                                  grad)
+    assert net.cost(X, Y, 1e-3) == float(_general(net, X, Y, 1e-3, False)[0])
+    J_flat, g_flat = net.cost_and_gradient_flat(net.theta.copy(), X, Y, 1e-3)
+    assert J_flat == float(J) and np.array_equal(g_flat, grad.astype(np.float64))
+
+
+@pytest.mark.parametrize("where,message", [("X", "X contains NaN or Inf"),
+                                           ("Y", "Y contains NaN or Inf"),
+                                           ("theta", "theta contains NaN or Inf")])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fused_check_names_what_is_not_finite(where, message, bad, dtype):
+    """ReLU's max(z, 0) would swallow a NaN and a sigmoid saturates on ±Inf,
+    so the check cannot be left to the cost coming out NaN."""
+    net = net_for([3, 5, 2], activations="relu", dtype=dtype)
+    X, Y = make_data([3, 5, 2], 4, dtype=dtype)
+    theta = net.theta.copy()
+    {"X": X, "Y": Y, "theta": theta}[where].reshape(-1)[-1] = bad
+    with pytest.raises(ValueError, match=message):
+        net.cost_and_gradient_flat(theta, X, Y)
+    if where == "theta":
+        net._theta[-1] = bad  # as a diverged run would leave it (the setter refuses it)
+    for call in (net.cost, net.cost_and_gradient):
+        with pytest.raises(ValueError, match=message):
+            call(X, Y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, FINITE_BLOCK - 1, FINITE_BLOCK, 3 * FINITE_BLOCK + 5])
+def test_the_vectorised_scan_finds_every_position(dtype, n):
+    """x·0 summed per block: a NaN or ±Inf anywhere, alone among finite
+    numbers of any size, makes the block's sum NaN (the compiler must not
+    have folded x·0 to 0)."""
+    flat = np.linspace(-3e4, 3e4, n).astype(dtype)
+    assert _finite_block(flat, 0, n)
+    for p in sorted({0, n // 2, FINITE_BLOCK - 1, n - 1} & set(range(n))):
+        for bad in (np.nan, np.inf, -np.inf):
+            flat2 = flat.copy()
+            flat2[p] = bad
+            assert not _finite_block(flat2, 0, n)
+            assert _finite_block(flat2, 0, p) and _finite_block(flat2, p + 1, n)
+    huge = np.full(n, np.finfo(dtype).max, dtype)  # finite, though x·0 sums are of huge x
+    assert _finite_block(huge, 0, n)
+    check_finite(huge.reshape(1, -1))
+
+
+def test_small_products_leave_openblas_alone_and_big_ones_pin_it():
+    if not all(kind == "openblas" for kind, _, _ in _threads._blas()):
+        pytest.skip("only OpenBLAS's thresholds are known")
+    assert not _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE)
+    assert _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE + 1)
+    net = fastbp.Network([64, 25, 64])
+    assert not _threads.blas_may_thread(1 * net._blas_weights)   # one example: 1,600
+    assert _threads.blas_may_thread(8 * net._blas_weights)       # eight: 12,800
+
+
+def test_pinning_restores_every_blas_library():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = [get() for _, get, _ in _threads._blas()]
+        with _threads.blas_single_threaded():
+            assert [get() for _, get, _ in _threads._blas()] == [1] * len(before)
+        assert [get() for _, get, _ in _threads._blas()] == before
+        net = fastbp.Network([64, 25, 64])
+        X = np.random.default_rng(0).random((CHUNK, 64))
+        net.cost_and_gradient(X, X)
+        assert [get() for _, get, _ in _threads._blas()] == before

@@ -14,6 +14,11 @@
 5. ``--threshold``: the work at which threads start to pay, quiet and beside
    one busy process per core — the measurement behind
    ``PARALLEL_MIN_FLOPS`` in fastbp/_threads.py.
+6. ``--rows``: BLAS vs loops by the rows of a chunk (the gradient kernel on
+   one chunk, one thread) — the measurement behind ``BLAS_MIN_ROWS``.
+7. ``--overhead``: where a one-example call's time goes (input checks, the
+   compiled call, BLAS pinning, the gradient's views), against an empty
+   numba call with as many arguments — what the small-call path saves.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
@@ -162,9 +167,93 @@ def threshold():
         _threads.PARALLEL_MIN_FLOPS = saved
 
 
+def _per_call(f, number=2000, rounds=40):
+    """Best per-call time in µs over many short rounds (short rounds dodge
+    other processes' time slices)."""
+    for _ in range(200):
+        f()
+    t_best = np.inf
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(number):
+            f()
+        t_best = min(t_best, (time.perf_counter() - t) / number)
+    return t_best * 1e6
+
+
+def rows():
+    """The gradient kernel on one chunk of m rows with every layer on BLAS or
+    every layer on loops (BLAS_MIN_ROWS set to 1 so that BLAS really runs)."""
+    from fastbp import _kernels as K, _compiler
+    from fastbp.network import _NO_SPARSITY
+    print(f"6. BLAS vs loops by chunk rows (one chunk, one thread, us; BLAS_MIN_ROWS is "
+          f"{_compiler.BLAS_MIN_ROWS}: below it BLAS layers run the loops too)")
+    with threadpool_limits(1, user_api="blas"):
+        for sizes in [(64, 25, 64), (784, 256, 10), (8, 8, 8)]:
+            for dt in (np.float64, np.float32):
+                net = fastbp.Network(sizes, dtype=dt)
+                line = []
+                for m in (1, 2, 4, 8, 16, 32):
+                    rng = np.random.default_rng(0)
+                    X = rng.random((m, sizes[0]), dtype=dt)
+                    Y = rng.random((m, sizes[-1]), dtype=dt)
+                    grad = np.empty(net.n_params, dt)
+                    times = []
+                    for use in (np.ones_like(net._use_blas), np.zeros_like(net._use_blas)):
+                        args = (net.theta, net._sizes, net._activation_codes, use,
+                                net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, False,
+                                grad)
+                        times.append(_per_call(lambda: K.small_batch_kernel(*args),
+                                               number=max(50, 2000 // m)))
+                    line.append(f"m={m}: {times[0]:.1f}/{times[1]:.1f}")
+                print(f"   {'-'.join(map(str, sizes)):10s} {np.dtype(dt).name:7s} "
+                      f"blas/loops  " + "  ".join(line), flush=True)
+
+
+def overhead():
+    """One example through 2-8-1 and 64-25-64: the public calls and their parts."""
+    from numba import njit as _njit
+    from fastbp import _kernels as K
+    from fastbp.network import _NO_SPARSITY
+    from fastbp._validation import check_data
+
+    @_njit(nogil=True)
+    def empty(a, b, c, d, e, f, g, h, i, j, k, grad):
+        return 0, 0.0
+
+    print("7. one example, where the time goes (us, best of 40 rounds of 2,000 calls)")
+    for sizes in [(2, 8, 1), (64, 25, 64)]:
+        net = fastbp.Network(sizes)
+        rng = np.random.default_rng(0)
+        X, Y = rng.random((1, sizes[0])), rng.random((1, sizes[-1]))
+        theta, grad = net.theta.copy(), np.empty(net.n_params)
+        args = (theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code, X, Y,
+                1e-4, _NO_SPARSITY[np.float64], True, True, grad)
+        empty(*args)
+        parts = {
+            "cost_and_gradient": lambda: net.cost_and_gradient(X, Y, 1e-4),
+            "cost_and_gradient_flat": lambda: net.cost_and_gradient_flat(theta, X, Y, 1e-4),
+            "cost": lambda: net.cost(X, Y, 1e-4),
+            "predict": lambda: net.predict(X),
+            "  shape checks": lambda: check_data(X, Y, net.layer_sizes, net.dtype, None, False),
+            "  compiled call (with its check)": lambda: K.small_batch_kernel(*args),
+            "  empty numba call, same arguments": lambda: empty(*args),
+            "  views of the gradient": lambda: net.unflatten(grad),
+        }
+        print(f"   {'-'.join(map(str, sizes))}")
+        for name, f in parts.items():
+            print(f"     {name:36s} {_per_call(f):7.2f}", flush=True)
+
+
 if __name__ == "__main__":
     if "--threshold" in sys.argv[1:]:
         threshold()
+        sys.exit(0)
+    if "--rows" in sys.argv[1:]:
+        rows()
+        sys.exit(0)
+    if "--overhead" in sys.argv[1:]:
+        overhead()
         sys.exit(0)
     crossover()
     gemm_rates()

@@ -97,3 +97,11 @@ MAX_SLOTS = 16
 #: chunk, where holding BLAS to one thread costs a few us) and lose at
 #: m = 10,000 (1.4 vs 1.0 ms); the threshold favours the small case.
 BLAS_MIN_WEIGHTS = 64
+
+#: ... but only on chunks of at least this many rows: a BLAS call costs a few
+#: hundred ns of its own, more than a product of one or two rows takes in the
+#: explicit loops (one thread, ``python asv_bench/kernel_choices.py --rows``:
+#: 64-25-64 at m = 1 7.5 µs loops vs 7.9 BLAS, at m = 4 12.2 vs 12.0;
+#: 784-256-10 at m = 1 180 vs 200, at m = 4 394 vs 378). The rows of a chunk
+#: depend on m only, so the choice never depends on the thread count.
+BLAS_MIN_ROWS = 4

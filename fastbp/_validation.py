@@ -26,9 +26,10 @@ def _finite_block(flat, lo, hi):
     ``nnan``/``ninf``)."""
     zero = flat.dtype.type(0)
     for start in range(lo, hi, FINITE_BLOCK):
+        block = flat[start:min(hi, start + FINITE_BLOCK)]  # 0-based loops vectorise best
         total = zero
-        for p in range(start, min(hi, start + FINITE_BLOCK)):
-            total += flat[p] * zero
+        for p in range(block.shape[0]):
+            total += block[p] * zero
         if total != zero:
             return False
     return True

@@ -6,6 +6,7 @@ from 1 there and from 0 here). Each public method validates its input once,
 converts it at most once, and calls one kernel from :mod:`fastbp._kernels`.
 """
 
+import math
 import threading
 
 import numpy as np
@@ -152,8 +153,12 @@ class Network:
                 off += s_out
             self._layout = layout = (tuple(weights), tuple(biases))
         weights, biases = layout
-        return (tuple([flat[w].reshape(shape) for w, shape in weights]),
-                tuple([flat[b] for b in biases]))
+        views = []
+        for w, shape in weights:
+            view = flat[w]
+            view.shape = shape  # a view's own shape: cheaper than reshape()
+            views.append(view)
+        return tuple(views), tuple([flat[b] for b in biases])
 
     def initialize(self, init="normal", epsilon=0.01, seed=0):
         """Draw fresh parameters (see the class docstring for the rules)."""
@@ -217,6 +222,27 @@ class Network:
                 f"loss={self.loss!r}, dtype=np.{self.dtype.name})")
 
     # ------------------------------------------------------------ kernels
+    def _one_chunk(self, theta, X, Y, weight_decay, sparsity_weight, grad):
+        """The common small call in one step: J (and ∇J into ``grad``, if
+        given) when X, Y are C-contiguous 2-D arrays of the network's dtype
+        with 1 … CHUNK rows and the network's widths, λ is a Python float and
+        there is no sparsity term; else None, and the caller takes the
+        general path, whose checks also say what is wrong. X, Y and θ are
+        checked finite inside the compiled call."""
+        dtype = self.dtype
+        if not (type(X) is np.ndarray and type(Y) is np.ndarray and X.dtype == dtype
+                and Y.dtype == dtype and X.ndim == 2 and Y.ndim == 2
+                and X.flags.c_contiguous and Y.flags.c_contiguous
+                and type(weight_decay) is float and 0.0 <= weight_decay < math.inf
+                and not sparsity_weight):
+            return None
+        m = X.shape[0]
+        sizes = self.layer_sizes
+        if not (0 < m <= CHUNK and Y.shape[0] == m and X.shape[1] == sizes[0]
+                and Y.shape[1] == sizes[-1]):
+            return None
+        return self._evaluate(theta, X, Y, weight_decay, None, 0.0, grad, check=True)
+
     def _evaluate(self, theta, X, Y, weight_decay, sparsity_target, sparsity_weight, grad,
                   comm=None, m_total=None, check=False):
         """J and (if ``grad`` is given) ∇J at θ; inputs already validated,
@@ -383,6 +409,10 @@ class Network:
         float
         """
         theta = self._theta
+        if sparsity_target is None:
+            J = self._one_chunk(theta, X, Y, weight_decay, sparsity_weight, None)
+            if J is not None:
+                return J
         X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
                                              finite=False)
         return self._evaluate(theta, X, Y, lam, rho, beta, None, check=True)
@@ -400,10 +430,13 @@ class Network:
             ∂J/∂b^(l) = (1/m) Δb^(l).
         """
         theta = self._theta
-        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
-                                             finite=False)
         grad = np.empty(self._n_params, self.dtype)
-        J = self._evaluate(theta, X, Y, lam, rho, beta, grad, check=True)
+        J = None if sparsity_target is not None else self._one_chunk(
+            theta, X, Y, weight_decay, sparsity_weight, grad)
+        if J is None:
+            X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target,
+                                                 sparsity_weight, finite=False)
+            J = self._evaluate(theta, X, Y, lam, rho, beta, grad, check=True)
         grad_W, grad_b = self.unflatten(grad)
         return J, grad_W, grad_b
 
@@ -420,11 +453,16 @@ class Network:
         grad : ndarray of shape (n_params,)
             Laid out like θ, in float64 (what scipy's optimisers work in).
         """
-        X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target, sparsity_weight,
-                                             finite=False)
-        theta = check_theta(theta, self._n_params, self.dtype, finite=False)
         grad = np.empty(self._n_params, self.dtype)
-        J = self._evaluate(theta, X, Y, lam, rho, beta, grad, check=True)
+        J = None
+        if sparsity_target is None and type(theta) is np.ndarray and theta.dtype == self.dtype \
+                and theta.shape == (self._n_params,) and theta.flags.c_contiguous:
+            J = self._one_chunk(theta, X, Y, weight_decay, sparsity_weight, grad)
+        if J is None:
+            X, Y, lam, rho, beta = self._prepare(X, Y, weight_decay, sparsity_target,
+                                                 sparsity_weight, finite=False)
+            theta = check_theta(theta, self._n_params, self.dtype, finite=False)
+            J = self._evaluate(theta, X, Y, lam, rho, beta, grad, check=True)
         return J, grad.astype(np.float64, copy=False)
 
     def mean_hidden_activation(self, X):

@@ -687,6 +687,21 @@ def predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, acts
                 target[r, i] = a_out[r, i]
 
 
+@kernel()
+def small_predict_kernel(theta, sizes, activations, use_blas, X, out):
+    """:func:`predict_kernel` for m ≤ CHUNK rows (one chunk) with the input
+    check: returns 0, or 1 (X) or 3 (θ) when that holds a NaN or ±Inf
+    (``out`` then unwritten). Its buffer is sized for the m rows and
+    allocated here, so concurrent calls share nothing."""
+    code = first_not_finite(X, X[:0], theta)
+    if code != 0:
+        return code
+    m = X.shape[0]
+    acts = np.empty(work_size(sizes, m), theta.dtype)
+    predict_slot(0, 1, m, theta, sizes, activations, use_blas, X, acts, out)
+    return 0
+
+
 @kernel(parallel=True)
 def predict_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, X, slot_acts,
                            out):

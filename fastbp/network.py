@@ -491,11 +491,24 @@ class Network:
     def predict(self, X):
         """h_{W,b}(x) for every row of X: ndarray of shape (m, s_{n_l})."""
         theta = self._theta
-        X, _ = check_data(X, None, self.layer_sizes, self.dtype, theta)
-        out = np.empty((X.shape[0], self.layer_sizes[-1]), self.dtype)
+        X, _ = check_data(X, None, self.layer_sizes, self.dtype, finite=False)
+        m = X.shape[0]
+        out = np.empty((m, self.layer_sizes[-1]), self.dtype)
+        if m <= CHUNK:  # one chunk: one compiled call, the finiteness check inside
+            if self._any_blas and _threads.blas_may_thread(m * self._blas_weights):
+                with blas_single_threaded():
+                    code = K.small_predict_kernel(theta, self._sizes, self._activation_codes,
+                                                  self._use_blas, X, out)
+            else:
+                code = K.small_predict_kernel(theta, self._sizes, self._activation_codes,
+                                              self._use_blas, X, out)
+            if code:
+                raise ValueError(NOT_FINITE[code])
+            return out
+        check_finite(X, None, theta)
         args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
                 out)
-        threads = _threads.plan(self._forward_flops * X.shape[0])
+        threads = _threads.plan(self._forward_flops * m)
         with self._pin_blas(X.shape[0]):
             if threads:
                 with _threads.parallel_region(threads):

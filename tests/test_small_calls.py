@@ -115,3 +115,29 @@ def test_pinning_restores_every_blas_library():
         X = np.random.default_rng(0).random((CHUNK, 64))
         net.cost_and_gradient(X, X)
         assert [get() for _, get, _ in _threads._blas()] == before
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layers,loss", SHAPES)
+@pytest.mark.parametrize("m", [1, 5, CHUNK])
+def test_small_predict_is_the_general_predict_to_the_bit(layers, loss, m, dtype):
+    net = net_for(layers, dtype=dtype, loss=loss)
+    X, _ = make_data(layers, m, dtype=dtype, loss=loss)
+    general = np.empty((m, layers[-1]), dtype)
+    K.predict_kernel(net.theta, net._sizes, net._activation_codes, net._use_blas, X, CHUNK,
+                     MAX_SLOTS, False, general)
+    np.testing.assert_array_equal(net.predict(X), general)
+
+
+@pytest.mark.parametrize("where,message", [("X", "X contains NaN or Inf"),
+                                           ("theta", "theta contains NaN or Inf")])
+@pytest.mark.parametrize("m", [1, CHUNK + 1])
+def test_predict_names_what_is_not_finite(where, message, m):
+    net = net_for([3, 5, 2], activations="relu")
+    X, _ = make_data([3, 5, 2], m)
+    if where == "X":
+        X[-1, -1] = np.nan
+    else:
+        net._theta[0] = np.inf
+    with pytest.raises(ValueError, match=message):
+        net.predict(X)

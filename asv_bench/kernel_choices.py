@@ -19,6 +19,32 @@
 7. ``--overhead``: where a one-example call's time goes (input checks, the
    compiled call, BLAS pinning, the gradient's views), against an empty
    numba call with as many arguments — what the small-call path saves.
+8. ``--loop-orders``: other loop orders for the explicit-loop layers (fewer
+   than 64 weights) on a 256-row chunk, against the ones the kernels use.
+9. ``--chunk``: the full-batch gradient with chunks of 128 … 1,024 rows.
+
+Tried and measured, on this 2-core machine (issue 9), with what came of it:
+
+* Weight decay as flat loops over 1-D views of each W: 1.38 µs against 2.87
+  for row-by-row loops over the 2-D views (64-25-64) — kept. The same loops
+  indexing θ at an offset (``theta[off + p]``) took 5.07 µs: LLVM does not
+  vectorise them, so kernels loop over 0-based views. Fusing the decay sum
+  into the gradient-update loop was slower too.
+* The finiteness scan as a sum of x·0 per 512-entry block instead of an
+  early-exit loop (vectorises); fused into the one-chunk kernels, it saves a
+  separate compiled call (~0.5 µs).
+* BLAS pinned with plain ctypes calls instead of threadpoolctl's controllers
+  (7 µs → ~1.5 µs), and not at all when no product can thread (~2 µs saved).
+* Loops instead of BLAS below 4 rows (section 6): small gain at m = 1–3.
+* Loop orders for narrow layers (section 8): transposing W for the forward
+  product wins only when a layer widens (2→8: 2.5 vs 3.2 µs) and loses
+  5× when it narrows (8→1); ΔW by dot products over transposed copies wins
+  for 8×2 in float32 (2.1 vs 4.6 µs) but loses for 1×8; the residual product
+  with its sum innermost wins 2.9× for 8→2 and loses 2.2× for 1→8. No single
+  order wins, so the kernels keep theirs; what would win everywhere is
+  unrolling for the actual widths (compile-time sizes), not tried.
+* Chunk sizes 128–1,024 rows (section 9): no change beyond noise at the
+  UFLDL and MNIST shapes.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
@@ -167,10 +193,10 @@ def threshold():
         _threads.PARALLEL_MIN_FLOPS = saved
 
 
-def _per_call(f, number=2000, rounds=40):
+def _per_call(f, number=2000, rounds=40, warmup=200):
     """Best per-call time in µs over many short rounds (short rounds dodge
     other processes' time slices)."""
-    for _ in range(200):
+    for _ in range(warmup):
         f()
     t_best = np.inf
     for _ in range(rounds):
@@ -245,7 +271,124 @@ def overhead():
             print(f"     {name:36s} {_per_call(f):7.2f}", flush=True)
 
 
+def loop_orders():
+    """Section 8: each routine's loop order against the alternatives, one
+    256-row chunk, compiled with fastbp's compiler policy."""
+    from fastbp._compiler import kernel
+
+    @kernel()
+    def forward_rows(a_prev, W, a):          # fastbp's: Σ_j innermost
+        for r in range(a.shape[0]):
+            for i in range(a.shape[1]):
+                z = a.dtype.type(0)
+                for j in range(a_prev.shape[1]):
+                    z += W[i, j] * a_prev[r, j]
+                a[r, i] = z
+
+    @kernel()
+    def forward_transposed(a_prev, W, a):    # units innermost, over Wᵀ
+        Wt = np.ascontiguousarray(W.T)
+        for r in range(a.shape[0]):
+            for i in range(a.shape[1]):
+                a[r, i] = 0
+            for j in range(a_prev.shape[1]):
+                x = a_prev[r, j]
+                for i in range(a.shape[1]):
+                    a[r, i] += Wt[j, i] * x
+
+    @kernel()
+    def dW_rows(delta, a_prev, dW):          # fastbp's: row by row
+        for r in range(delta.shape[0]):
+            for i in range(delta.shape[1]):
+                d = delta[r, i]
+                for j in range(a_prev.shape[1]):
+                    dW[i, j] += d * a_prev[r, j]
+
+    @kernel()
+    def dW_dots(delta, a_prev, dW):          # dot products over transposed copies
+        dT = np.ascontiguousarray(delta.T)
+        aT = np.ascontiguousarray(a_prev.T)
+        for i in range(dT.shape[0]):
+            for j in range(aT.shape[0]):
+                total = dW.dtype.type(0)
+                for r in range(dT.shape[1]):
+                    total += dT[i, r] * aT[j, r]
+                dW[i, j] += total
+
+    @kernel()
+    def residual_axpy(delta_next, W, delta):  # fastbp's: units innermost
+        for r in range(delta.shape[0]):
+            for i in range(delta.shape[1]):
+                delta[r, i] = 0
+            for j in range(delta_next.shape[1]):
+                d = delta_next[r, j]
+                for i in range(delta.shape[1]):
+                    delta[r, i] += W[j, i] * d
+
+    @kernel()
+    def residual_sums(delta_next, W, delta):  # Σ_j innermost
+        for r in range(delta.shape[0]):
+            for i in range(delta.shape[1]):
+                z = delta.dtype.type(0)
+                for j in range(delta_next.shape[1]):
+                    z += W[j, i] * delta_next[r, j]
+                delta[r, i] = z
+
+    print("8. loop orders for narrow layers, one 256-row chunk (us; fastbp's order first)")
+    for dt in (np.float64, np.float32):
+        for n_in, n_out in [(2, 8), (8, 1), (8, 7), (5, 7)]:
+            rng = np.random.default_rng(0)
+            a_prev = rng.random((256, n_in)).astype(dt)
+            W = rng.random((n_out, n_in)).astype(dt)
+            a, delta = np.empty((256, n_out), dt), rng.random((256, n_out)).astype(dt)
+            dW, back = np.zeros((n_out, n_in), dt), np.empty((256, n_in), dt)
+            cells = []
+            for label, fs, args in [("forward", (forward_rows, forward_transposed), (a_prev, W, a)),
+                                    ("dW", (dW_rows, dW_dots), (delta, a_prev, dW)),
+                                    ("residual", (residual_axpy, residual_sums),
+                                     (delta, W, back))]:
+                t = [_per_call(lambda f=f: f(*args), number=300, rounds=30) for f in fs]
+                cells.append(f"{label} {t[0]:.2f}/{t[1]:.2f}")
+            print(f"   {np.dtype(dt).name:7s} {n_in}->{n_out}  " + "  ".join(cells), flush=True)
+
+
+def chunk_sizes():
+    """Section 9: the full-batch gradient kernel with other chunk sizes."""
+    from fastbp import _kernels as K, _threads
+    from fastbp._compiler import MAX_SLOTS
+    from fastbp.network import _NO_SPARSITY
+    print(f"9. full-batch gradient by chunk rows, m = 10,000, "
+          f"{fastbp.get_num_threads()} threads (ms, best of 15)")
+    for sizes in [(64, 25, 64), (784, 256, 10)]:
+        for dt in (np.float64, np.float32):
+            net = fastbp.Network(sizes, dtype=dt)
+            rng = np.random.default_rng(0)
+            X = rng.random((10_000, sizes[0]), dtype=dt)
+            Y = rng.random((10_000, sizes[-1]), dtype=dt)
+            grad, cells = np.empty(net.n_params, dt), []
+            for chunk in (128, 256, 512, 1024):
+                work = np.empty((min(MAX_SLOTS, -(-10_000 // chunk)),
+                                 2 * chunk * sum(sizes[1:]) + net.n_params), dt)
+                args = (net.theta, net._sizes, net._activation_codes, net._use_blas,
+                        net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, 10_000, chunk,
+                        MAX_SLOTS, fastbp.get_num_threads() > 1, work, grad)
+
+                def call():
+                    with _threads.blas_single_threaded(), \
+                            _threads.parallel_region(fastbp.get_num_threads()):
+                        K.cost_and_gradient_kernel(*args)
+                cells.append(f"{chunk}: {_per_call(call, number=1, rounds=15, warmup=1) / 1e3:.2f}")
+            print(f"   {'-'.join(map(str, sizes)):10s} {np.dtype(dt).name:7s} " + "  ".join(cells),
+                  flush=True)
+
+
 if __name__ == "__main__":
+    if "--loop-orders" in sys.argv[1:]:
+        loop_orders()
+        sys.exit(0)
+    if "--chunk" in sys.argv[1:]:
+        chunk_sizes()
+        sys.exit(0)
     if "--threshold" in sys.argv[1:]:
         threshold()
         sys.exit(0)

@@ -346,6 +346,19 @@ def accumulate(delta_next, a_prev, use_blas, dW, db):
     n_in = a_prev.shape[1]
     if use_blas and rows >= BLAS_MIN_ROWS:
         gemm_accumulate(delta_next, a_prev, dW)  # BLAS gemm with β = 1
+    elif rows >= DOTS_MIN_ROWS:
+        # A narrow layer (fewer than BLAS_MIN_WEIGHTS weights): one dot product
+        # over the rows per weight, on transposed copies so that the sums run
+        # over contiguous memory (row by row, the inner loops would have only
+        # s_l iterations; kernel_choices.py --loop-orders).
+        delta_t = np.ascontiguousarray(delta_next.T)
+        a_t = np.ascontiguousarray(a_prev.T)
+        for i in range(n_out):
+            for j in range(n_in):
+                total = dW.dtype.type(0)
+                for r in range(rows):
+                    total += delta_t[i, r] * a_t[j, r]
+                dW[i, j] += total
     else:
         for r in range(rows):
             for i in range(n_out):
@@ -355,6 +368,13 @@ def accumulate(delta_next, a_prev, use_blas, dW, db):
     for r in range(rows):
         for i in range(n_out):
             db[i] += delta_next[r, i]
+
+
+#: From this many rows on, a narrow layer's ΔW is summed as dot products over
+#: transposed copies (:func:`accumulate`); fewer rows are not worth the copies.
+#: The rows of a chunk depend on m only, so the choice never depends on the
+#: thread count.
+DOTS_MIN_ROWS = 16
 
 
 # --------------------------------------------------------------------------

@@ -331,10 +331,10 @@ def blas_may_thread(gemm_size):
     calling thread whatever its thread count: gemm below M·N·K = 65536 × 4
     (``interface/gemm.c``), and a product with a dimension of 1, which recent
     OpenBLAS hands to gemv, below M·N = 2304 × 4 (``interface/gemv.c``). A
-    kernel whose largest product is at most :data:`OPENBLAS_SERIAL_SIZE`
+    kernel whose largest product is below :data:`OPENBLAS_SERIAL_SIZE`
     need not pin BLAS to one thread, which saves ~2 µs a call. With any other
     BLAS every product counts as threaded."""
-    return gemm_size > _blas_serial_limit()
+    return gemm_size >= _blas_serial_limit()
 
 
 #: See :func:`blas_may_thread`: the smaller of OpenBLAS's two thresholds.

@@ -202,11 +202,13 @@ class Network:
         del state["weights"], state["biases"]  # views: rebuilt from θ on unpickling
         state.pop("_work", None)               # scratch buffers
         state.pop("_work_lock", None)
+        state.pop("_layout", None)             # derived: rebuilt on first use
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
         if "_n_params" not in state:  # pickled by an older fastbp
+            self.__dict__.pop("_layout", None)  # its layout format differs
             self._setup(self.layer_sizes, self.activations, self.dtype, self.loss)
         self._theta = np.array(self._theta, dtype=self.dtype, order="C")  # own, writable
         self.weights, self.biases = self.unflatten(self._theta)
@@ -234,7 +236,7 @@ class Network:
                 and Y.dtype == dtype and X.ndim == 2 and Y.ndim == 2
                 and X.flags.c_contiguous and Y.flags.c_contiguous
                 and type(weight_decay) is float and 0.0 <= weight_decay < math.inf
-                and not sparsity_weight):
+                and type(sparsity_weight) in (float, int) and sparsity_weight == 0):
             return None
         m = X.shape[0]
         sizes = self.layer_sizes

@@ -97,8 +97,8 @@ def test_the_vectorised_scan_finds_every_position(dtype, n):
 def test_small_products_leave_openblas_alone_and_big_ones_pin_it():
     if not all(kind == "openblas" for kind, _, _ in _threads._blas()):
         pytest.skip("only OpenBLAS's thresholds are known")
-    assert not _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE)
-    assert _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE + 1)
+    assert not _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE - 1)
+    assert _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE)  # gemv's bound is strict
     net = fastbp.Network([64, 25, 64])
     assert not _threads.blas_may_thread(1 * net._blas_weights)   # one example: 1,600
     assert _threads.blas_may_thread(8 * net._blas_weights)       # eight: 12,800
@@ -141,3 +141,39 @@ def test_predict_names_what_is_not_finite(where, message, m):
         net._theta[0] = np.inf
     with pytest.raises(ValueError, match=message):
         net.predict(X)
+
+
+@pytest.mark.parametrize("bad", [False, None, "", np.False_, np.array(0.0)])
+def test_the_short_path_checks_sparsity_weight_like_the_general_one(bad):
+    net = net_for([3, 4, 1])
+    X, Y = make_data([3, 4, 1], 10)
+    for X_ in (X, np.asfortranarray(X)):  # short path, general path
+        with pytest.raises(TypeError, match="sparsity_weight"):
+            net.cost(X_, Y, sparsity_weight=bad)
+        with pytest.raises(TypeError, match="sparsity_weight"):
+            net.cost_and_gradient(X_, Y, sparsity_weight=bad)
+
+
+def test_a_network_pickled_by_the_previous_release_loads():
+    """The previous release pickled its cached θ layout in another format and
+    had no cached parameter count; such a state must still load."""
+    import pickle
+    for layers in ([3, 4, 1], [3, 4, 5, 2]):
+        net = net_for(layers)
+        X, Y = make_data(layers, 7)
+        state = net.__getstate__()
+        for key in ("_n_params", "_blas_weights", "_loss_code"):
+            del state[key]
+        off, old_layout = 0, []  # (start of W, start of b, W's shape, end of b) per layer
+        for s_in, s_out in zip(layers[:-1], layers[1:]):
+            old_layout.append((off, off + s_out * s_in, (s_out, s_in), off + s_out * (s_in + 1)))
+            off += s_out * (s_in + 1)
+        state["_layout"] = tuple(old_layout)
+        old = fastbp.Network.__new__(fastbp.Network)
+        old.__setstate__(state)
+        assert old.cost(X, Y, 1e-3) == net.cost(X, Y, 1e-3)
+        J, gW, gb = old.cost_and_gradient(X, Y)
+        assert [w.shape for w in gW] == [w.shape for w in net.weights]
+        again = pickle.loads(pickle.dumps(old))
+        assert again.cost(X, Y, 1e-3) == net.cost(X, Y, 1e-3)
+        assert "_layout" not in old.__getstate__()

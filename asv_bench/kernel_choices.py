@@ -19,36 +19,40 @@
 7. ``--overhead``: where a one-example call's time goes (input checks, the
    compiled call, BLAS pinning, the gradient's views), against an empty
    numba call with as many arguments — what the small-call path saves.
-8. ``--loop-orders``: other loop orders for the explicit-loop layers (fewer
-   than 64 weights) on a 256-row chunk, against the ones the kernels use.
+8. ``--loop-orders``: weight decay's loops, and other loop orders for the
+   explicit-loop layers (fewer than 64 weights) on a 256-row chunk.
 9. ``--chunk``: the full-batch gradient with chunks of 128 … 1,024 rows.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
-* Weight decay as flat loops over 1-D views of each W: 1.38 µs against 2.87
-  for row-by-row loops over the 2-D views (64-25-64) — kept. The same loops
-  indexing θ at an offset (``theta[off + p]``) took 5.07 µs: LLVM does not
-  vectorise them, so kernels loop over 0-based views. Fusing the decay sum
-  into the gradient-update loop was slower too.
+* Weight decay as flat loops over 1-D views of each W (section 8): 1.4–1.5 µs
+  against 2.9–3.6 for row-by-row loops over the 2-D views (64-25-64,
+  float64) — kept. The same loops indexing θ at an offset
+  (``theta[off + p]``) took 4.8–5.1 µs: LLVM does not vectorise them, so
+  kernels loop over 0-based views. Fusing the decay sum into the
+  gradient-update loop was slower too (one-off, not kept here).
 * The finiteness scan as a sum of x·0 per 512-entry block instead of an
   early-exit loop (vectorises); fused into the one-chunk kernels, it saves a
   separate compiled call (~0.5 µs).
-* BLAS pinned with plain ctypes calls instead of threadpoolctl's controllers
-  (7 µs → ~1.5 µs), and not at all when no product can thread (~2 µs saved).
+* BLAS pinned through plain ctypes calls instead of threadpoolctl's
+  controllers (section 7): 2.9–3.5 µs against 3.4–3.6, little. What pays is
+  not pinning at all when no product of the call can thread.
 * Loops instead of BLAS below 4 rows (section 6): small gain at m = 1–3.
-* Loop orders for narrow layers (section 8): transposing W for the forward
-  product wins only when a layer widens (2→8: 2.5 vs 3.2 µs) and loses
-  5× when it narrows (8→1); ΔW by dot products over transposed copies wins
-  for 8×2 in float32 (2.1 vs 4.6 µs) but loses for 1×8; the residual product
-  with its sum innermost wins 2.9× for 8→2 and loses 2.2× for 1→8. No single
-  order wins, so the kernels keep theirs; what would win everywhere is
-  unrolling for the actual widths (compile-time sizes), not tried.
+* Loop orders for narrow layers (section 8): ΔW as dot products over
+  transposed copies of δ and a wins or ties for every width tried (8×2:
+  2.2–2.7 vs 7.5 µs; 1×8: 1.5 vs 1.6), so ``accumulate`` uses it from 16
+  rows on. Transposing W for the forward product wins only when a layer
+  widens (2→8) and loses 2–5× when it narrows (8→1); the residual product
+  with its sum innermost wins for 8→2 and loses 2.4× for 1→8. Those two
+  keep the row-by-row order; what would win everywhere is unrolling for
+  the actual widths (compile-time sizes), not tried.
 * Chunk sizes 128–1,024 rows (section 9): no change beyond noise at the
   UFLDL and MNIST shapes.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
 
+import os
 import sys
 import time
 
@@ -193,18 +197,23 @@ def threshold():
         _threads.PARALLEL_MIN_FLOPS = saved
 
 
-def _per_call(f, number=2000, rounds=40, warmup=200):
-    """Best per-call time in µs over many short rounds (short rounds dodge
-    other processes' time slices)."""
+def _rounds(f, number=2000, rounds=40, warmup=200):
+    """Per-call times in µs of many short rounds, sorted (short rounds dodge
+    other processes' time slices; the spread between them is the machine's)."""
     for _ in range(warmup):
         f()
-    t_best = np.inf
+    times = []
     for _ in range(rounds):
         t = time.perf_counter()
         for _ in range(number):
             f()
-        t_best = min(t_best, (time.perf_counter() - t) / number)
-    return t_best * 1e6
+        times.append((time.perf_counter() - t) / number * 1e6)
+    return sorted(times)
+
+
+def _per_call(f, number=2000, rounds=40, warmup=200):
+    """Best per-call time in µs over many short rounds."""
+    return _rounds(f, number, rounds, warmup)[0]
 
 
 def rows():
@@ -237,44 +246,74 @@ def rows():
 
 
 def overhead():
-    """One example through 2-8-1 and 64-25-64: the public calls and their parts."""
+    """One example through 2-8-1 and 64-25-64: the public calls and their
+    parts. The public calls run on any fastbp, so the same section measures a
+    previous release: ``PYTHONPATH=<its checkout> python kernel_choices.py
+    --overhead``, alternating with this one."""
     from numba import njit as _njit
-    from fastbp import _kernels as K
-    from fastbp.network import _NO_SPARSITY
+    from threadpoolctl import ThreadpoolController
+    from fastbp import _kernels as K, _threads
     from fastbp._validation import check_data
 
     @_njit(nogil=True)
     def empty(a, b, c, d, e, f, g, h, i, j, k, grad):
         return 0, 0.0
 
-    print("7. one example, where the time goes (us, best of 40 rounds of 2,000 calls)")
+    controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+
+    def pin_with_threadpoolctl():  # what fastbp did per call before
+        saved = [c.get_num_threads() for c in controllers]
+        for c, n in zip(controllers, saved):
+            if n != 1:
+                c.set_num_threads(1)
+        for c, n in zip(controllers, saved):
+            if n != 1:
+                c.set_num_threads(n)
+
+    def pin():
+        with _threads.blas_single_threaded():
+            pass
+
+    small = hasattr(K, "small_batch_kernel")  # not in releases before issue 9
+    print(f"7. one example, where the time goes (us: best / median of 60 rounds of 1,000 "
+          f"calls; fastbp from {os.path.dirname(fastbp.__file__)})")
     for sizes in [(2, 8, 1), (64, 25, 64)]:
         net = fastbp.Network(sizes)
         rng = np.random.default_rng(0)
         X, Y = rng.random((1, sizes[0])), rng.random((1, sizes[-1]))
         theta, grad = net.theta.copy(), np.empty(net.n_params)
-        args = (theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code, X, Y,
-                1e-4, _NO_SPARSITY[np.float64], True, True, grad)
-        empty(*args)
         parts = {
             "cost_and_gradient": lambda: net.cost_and_gradient(X, Y, 1e-4),
             "cost_and_gradient_flat": lambda: net.cost_and_gradient_flat(theta, X, Y, 1e-4),
             "cost": lambda: net.cost(X, Y, 1e-4),
             "predict": lambda: net.predict(X),
-            "  shape checks": lambda: check_data(X, Y, net.layer_sizes, net.dtype, None, False),
-            "  compiled call (with its check)": lambda: K.small_batch_kernel(*args),
-            "  empty numba call, same arguments": lambda: empty(*args),
-            "  views of the gradient": lambda: net.unflatten(grad),
         }
+        if small:
+            from fastbp.network import _NO_SPARSITY
+            args = (theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code,
+                    X, Y, 1e-4, _NO_SPARSITY[np.float64], True, True, grad)
+            empty(*args)
+            parts.update({
+                "  shape checks": lambda: check_data(X, Y, net.layer_sizes, net.dtype,
+                                                     finite=False),
+                "  compiled call (with its check)": lambda: K.small_batch_kernel(*args),
+                "  empty numba call, same arguments": lambda: empty(*args),
+                "  views of the gradient": lambda: net.unflatten(grad),
+                "  BLAS pinned and restored (ctypes)": pin,
+                "  the same through threadpoolctl": pin_with_threadpoolctl,
+            })
         print(f"   {'-'.join(map(str, sizes))}")
         for name, f in parts.items():
-            print(f"     {name:36s} {_per_call(f):7.2f}", flush=True)
+            times = _rounds(f, number=1000, rounds=60)
+            print(f"     {name:36s} {times[0]:7.2f} / {times[len(times) // 2]:7.2f}",
+                  flush=True)
 
 
 def loop_orders():
     """Section 8: each routine's loop order against the alternatives, one
     256-row chunk, compiled with fastbp's compiler policy."""
     from fastbp._compiler import kernel
+    from fastbp._kernels import bias_view, weight_view
 
     @kernel()
     def forward_rows(a_prev, W, a):          # fastbp's: Σ_j innermost
@@ -334,7 +373,52 @@ def loop_orders():
                     z += W[j, i] * delta_next[r, j]
                 delta[r, i] = z
 
-    print("8. loop orders for narrow layers, one 256-row chunk (us; fastbp's order first)")
+    @kernel()
+    def decay_rows(theta, sizes, inv_m, weight_decay, want_gradient, grad):
+        """Weight decay row by row over the 2-D views of W (before issue 9)."""
+        decay = theta.dtype.type(0)
+        for l in range(sizes.shape[0] - 1):
+            W, dW = weight_view(theta, sizes, l), weight_view(grad, sizes, l)
+            db = bias_view(grad, sizes, l)
+            for i in range(W.shape[0]):
+                for j in range(W.shape[1]):
+                    decay += W[i, j] * W[i, j]
+            for i in range(W.shape[0]):
+                for j in range(W.shape[1]):
+                    dW[i, j] = dW[i, j] * inv_m + weight_decay * W[i, j]
+                db[i] *= inv_m
+        return decay
+
+    @kernel()
+    def decay_offsets(theta, sizes, inv_m, weight_decay, want_gradient, grad):
+        """The flat loops indexing θ at an offset instead of over 1-D views."""
+        decay = theta.dtype.type(0)
+        off = 0
+        for l in range(sizes.shape[0] - 1):
+            n_weights = sizes[l + 1] * sizes[l]
+            end = off + n_weights + sizes[l + 1]
+            for p in range(off, off + n_weights):
+                decay += theta[p] * theta[p]
+            for p in range(off, off + n_weights):
+                grad[p] = grad[p] * inv_m + weight_decay * theta[p]
+            for p in range(off + n_weights, end):
+                grad[p] *= inv_m
+            off = end
+        return decay
+
+    from fastbp import _kernels as K
+    print("8. weight decay over 64-25-64's parameters (us): fastbp's flat loops over 1-D "
+          "views / rows of 2-D views / θ at an offset")
+    for dt in (np.float64, np.float32):
+        net = fastbp.Network((64, 25, 64), dtype=dt)
+        grad = np.ones(net.n_params, dt)
+        args = (net.theta, net._sizes, dt(1.0), dt(1e-4), True, grad)
+        t = [_per_call(lambda f=f: f(*args)) for f in (K.apply_weight_decay, decay_rows,
+                                                        decay_offsets)]
+        print(f"   {np.dtype(dt).name:7s} " + " / ".join(f"{x:.2f}" for x in t), flush=True)
+    print("   loop orders for narrow layers, one 256-row chunk (us; row by row first: "
+          "fastbp's for forward and residual, and for dW below 16 rows; dW from 16 rows "
+          "is the second)")
     for dt in (np.float64, np.float32):
         for n_in, n_out in [(2, 8), (8, 1), (8, 7), (5, 7)]:
             rng = np.random.default_rng(0)

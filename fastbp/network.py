@@ -265,10 +265,7 @@ class Network:
             dt = self.dtype.type
             args = (theta, self._sizes, self._activation_codes, self._use_blas, self._loss_code,
                     X, Y, dt(weight_decay), _NO_SPARSITY[dt], want_gradient, check, grad)
-            if self._any_blas and _threads.blas_may_thread(m * self._blas_weights):
-                with blas_single_threaded():
-                    code, J = K.small_batch_kernel(*args)
-            else:
+            with self._pin_blas(m):
                 code, J = K.small_batch_kernel(*args)
             if code:
                 raise ValueError(NOT_FINITE[code])
@@ -313,11 +310,14 @@ class Network:
         return K.BATCH_PARTS if _threads.worth_sharing(
             3 * self._forward_flops * batch_size) else 1
 
-    def _pin_blas(self, m):
+    def _pin_blas(self, m, uses_blas=None):
         """The context a kernel call on m examples runs in: BLAS held to one
-        thread, unless no BLAS product of the call (chunks of at most CHUNK
-        rows) is big enough for BLAS to thread anyway."""
-        return blas_single_threaded(self._any_blas and _threads.blas_may_thread(
+        thread, unless the call makes no BLAS product (``uses_blas``, by
+        default whether any layer is on BLAS) or none big enough for BLAS to
+        thread anyway (chunks of at most CHUNK rows)."""
+        if uses_blas is None:
+            uses_blas = self._any_blas
+        return blas_single_threaded(uses_blas and _threads.blas_may_thread(
             min(m, CHUNK) * self._blas_weights))
 
     def _workspace(self, m):
@@ -377,18 +377,16 @@ class Network:
             raise ValueError(f"sparsity_target must be in (0, 1), got {rho!r}")
         return rho, beta
 
-    def _prepare(self, X, Y, weight_decay, sparsity_target, sparsity_weight, theta=None,
-                 finite=True):
-        """Checked (X, Y, λ, ρ, β); ``theta``, if given, is checked finite too
-        (``finite=False``: X, Y and θ are not checked finite here, but by
-        :meth:`_evaluate` with ``check=True``)."""
+    def _prepare(self, X, Y, weight_decay, sparsity_target, sparsity_weight, finite=True):
+        """Checked (X, Y, λ, ρ, β) (``finite=False``: X and Y are not checked
+        finite here, but by :meth:`_evaluate` with ``check=True``)."""
         weight_decay = check_scalar(weight_decay, "weight_decay", low=0)
         if sparsity_target is None and sparsity_weight == 0.0 and type(sparsity_weight) in (
                 float, int):
             rho, beta = 0.0, 0.0
         else:
             rho, beta = self._check_sparsity(sparsity_target, sparsity_weight)
-        X, Y = check_data(X, Y, self.layer_sizes, self.dtype, theta, finite)
+        X, Y = check_data(X, Y, self.layer_sizes, self.dtype, finite=finite)
         return X, Y, weight_decay, rho, beta
 
     # --------------------------------------------------------------- API
@@ -481,8 +479,7 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
                 rho_hat)
         threads = _threads.plan(2 * self.layer_sizes[0] * self.layer_sizes[1] * X.shape[0])
-        with blas_single_threaded(self._use_blas[0] and _threads.blas_may_thread(
-                min(X.shape[0], CHUNK) * self._blas_weights)):
+        with self._pin_blas(X.shape[0], self._use_blas[0]):
             if threads:
                 with _threads.parallel_region(threads):
                     K.mean_activation_kernel(*args[:-1], True, rho_hat)
@@ -497,11 +494,7 @@ class Network:
         m = X.shape[0]
         out = np.empty((m, self.layer_sizes[-1]), self.dtype)
         if m <= CHUNK:  # one chunk: one compiled call, the finiteness check inside
-            if self._any_blas and _threads.blas_may_thread(m * self._blas_weights):
-                with blas_single_threaded():
-                    code = K.small_predict_kernel(theta, self._sizes, self._activation_codes,
-                                                  self._use_blas, X, out)
-            else:
+            with self._pin_blas(m):
                 code = K.small_predict_kernel(theta, self._sizes, self._activation_codes,
                                               self._use_blas, X, out)
             if code:
@@ -511,7 +504,7 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
                 out)
         threads = _threads.plan(self._forward_flops * m)
-        with self._pin_blas(X.shape[0]):
+        with self._pin_blas(m):
             if threads:
                 with _threads.parallel_region(threads):
                     K.predict_kernel(*args[:-1], True, out)

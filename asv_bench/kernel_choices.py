@@ -22,6 +22,9 @@
 8. ``--loop-orders``: weight decay's loops, and other loop orders for the
    explicit-loop layers (fewer than 64 weights) on a 256-row chunk.
 9. ``--chunk``: the full-batch gradient with chunks of 128 … 1,024 rows.
+10. ``--split``: where a 64-25-64 chunk's time goes, step by step, for the
+    full batch's 256-row chunks and SGD's 32-row batches, and with the hidden
+    layer padded to 32 units.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -46,6 +49,32 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   with its sum innermost wins for 8→2 and loses 2.4× for 1→8. Those two
   keep the row-by-row order; what would win everywhere is unrolling for
   the actual widths (compile-time sizes), not tried.
+* Products by columns (section 8, later): one output unit at a time over a
+  transposed copy of the chunk, so the inner loop runs over the rows. On
+  256 rows it won or tied for every width tried, for the forward product of
+  a widening layer (2→8: 3.2 → 2.4 µs; 3→20: 14.5 → 8.3, float64) and for
+  every residual product (2→8: 6.2 → 4.1); on 128 rows it lost in 5 cases
+  of 28, so ``forward_layer`` and ``hidden_residual`` use it from
+  ``COLUMNS_MIN_ROWS`` = 256 rows. End to end, five processes each,
+  alternating with the commit before it (2-8-1 ``cost_and_gradient``, best
+  round): float32 m = 256 18.4–18.8 vs 19.0–20.4 µs, m = 10,000 451–470 vs
+  513–524 µs; float64 m = 256 23.2–24.5 vs 24.4–25.0 µs (one outlier on
+  each side), m = 10,000 no change (~650 µs).
+* Hidden widths padded to a multiple of 16 (section 10, and one-off runs):
+  OpenBLAS's products are up to 1.6× faster on 256 × 64 × 32 than on
+  256 × 64 × 25 when timed alone, but the whole gradient of 64-32-64 was no
+  faster than 64-25-64's (same process, alternating: float32 4.9 vs 5.1 ms,
+  float64 9.5 vs 10.6 ms, one thread) — not adopted.
+* Register-blocked numba loops for ΔW (blocks of 1×8 to 4×16 outputs held
+  in scalars; one-off): 2–7 GFLOP/s against OpenBLAS's 20–40 on the same
+  64 × 25 × 256 products. Beating OpenBLAS on these shapes needs explicit
+  SIMD micro-kernels (llvmlite vector IR, as libxsmm generates), not tried.
+* Slots handed out dynamically (``numba.set_parallel_chunksize(1)``) and a
+  software prefetch of the next chunk's X and Y rows (one-off): no change
+  beyond noise at UFLDL m = 10,000.
+* Where a chunk's time goes (section 10): the five BLAS products take
+  77–85 % of a 64-25-64 chunk, on 256 rows and on SGD's 32 rows, in both
+  dtypes; the sigmoid, output residual and bias sums share the rest.
 * Chunk sizes 128–1,024 rows (section 9): no change beyond noise at the
   UFLDL and MNIST shapes.
 
@@ -416,24 +445,37 @@ def loop_orders():
         t = [_per_call(lambda f=f: f(*args)) for f in (K.apply_weight_decay, decay_rows,
                                                         decay_offsets)]
         print(f"   {np.dtype(dt).name:7s} " + " / ".join(f"{x:.2f}" for x in t), flush=True)
-    print("   loop orders for narrow layers, one 256-row chunk (us; row by row first: "
-          "fastbp's for forward and residual, and for dW below 16 rows; dW from 16 rows "
-          "is the second)")
+    print("   loop orders for narrow layers, one chunk (us). forward: fastbp's row by row "
+          "(Σ_j innermost) / units innermost over Wᵀ / by columns (product_by_columns); "
+          "dW: row by row / dot products over transposed copies (fastbp's from "
+          f"{K.DOTS_MIN_ROWS} rows); residual: row by row (units innermost) / Σ_j innermost "
+          f"/ by columns. fastbp uses columns from {K.COLUMNS_MIN_ROWS} rows for every "
+          "residual and for the forward product of a widening layer")
+
+    def columns(x, W, out):
+        K.product_by_columns(x, W, False, out)
+
+    def columns_residual(delta_next, W, delta):
+        K.product_by_columns(delta_next, W, True, delta)
+
     for dt in (np.float64, np.float32):
-        for n_in, n_out in [(2, 8), (8, 1), (8, 7), (5, 7)]:
-            rng = np.random.default_rng(0)
-            a_prev = rng.random((256, n_in)).astype(dt)
-            W = rng.random((n_out, n_in)).astype(dt)
-            a, delta = np.empty((256, n_out), dt), rng.random((256, n_out)).astype(dt)
-            dW, back = np.zeros((n_out, n_in), dt), np.empty((256, n_in), dt)
-            cells = []
-            for label, fs, args in [("forward", (forward_rows, forward_transposed), (a_prev, W, a)),
-                                    ("dW", (dW_rows, dW_dots), (delta, a_prev, dW)),
-                                    ("residual", (residual_axpy, residual_sums),
-                                     (delta, W, back))]:
-                t = [_per_call(lambda f=f: f(*args), number=300, rounds=30) for f in fs]
-                cells.append(f"{label} {t[0]:.2f}/{t[1]:.2f}")
-            print(f"   {np.dtype(dt).name:7s} {n_in}->{n_out}  " + "  ".join(cells), flush=True)
+        for rows in (128, 256):
+            for n_in, n_out in [(2, 8), (1, 8), (3, 20), (5, 7), (8, 7), (8, 2), (8, 1)]:
+                rng = np.random.default_rng(0)
+                a_prev = rng.random((rows, n_in)).astype(dt)
+                W = rng.random((n_out, n_in)).astype(dt)
+                a, delta = np.empty((rows, n_out), dt), rng.random((rows, n_out)).astype(dt)
+                dW, back = np.zeros((n_out, n_in), dt), np.empty((rows, n_in), dt)
+                cells = []
+                for label, fs, args in [
+                        ("forward", (forward_rows, forward_transposed, columns), (a_prev, W, a)),
+                        ("dW", (dW_rows, dW_dots), (delta, a_prev, dW)),
+                        ("residual", (residual_axpy, residual_sums, columns_residual),
+                         (delta, W, back))]:
+                    t = [_per_call(lambda f=f: f(*args), number=300, rounds=30) for f in fs]
+                    cells.append(f"{label} " + "/".join(f"{x:.2f}" for x in t))
+                print(f"   {np.dtype(dt).name:7s} {rows} rows {n_in}->{n_out}  " + "  ".join(cells),
+                      flush=True)
 
 
 def chunk_sizes():
@@ -466,7 +508,93 @@ def chunk_sizes():
                   flush=True)
 
 
+def split():
+    """Section 10: where a 64-25-64 chunk's time goes, step by step, inside the
+    compiled code (the CPU's cycle counter around each of fastbp's routines),
+    one thread, over the m = 10,000 examples of the UFLDL workload in chunks
+    of 256 rows (full batch) and of 32 rows (an SGD batch). Also the same
+    chunks with the hidden layer padded to 32 units, the products' best width
+    for OpenBLAS."""
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+    from fastbp import _kernels as K
+
+    @intrinsic
+    def cycles(typingctx):
+        def codegen(context, builder, signature, args):
+            fn = builder.module.declare_intrinsic(
+                "llvm.readcyclecounter", fnty=ir.FunctionType(ir.IntType(64), []))
+            return builder.call(fn, [])
+        return types.int64(), codegen
+
+    @njit
+    def steps(theta, sizes, X, Y, rows, grad, T):
+        """backprop_chunk's steps for a 2-layer sigmoid net, each timed."""
+        acts = np.empty(K.work_size(sizes, rows), theta.dtype)
+        deltas = np.empty(K.work_size(sizes, rows), theta.dtype)
+        W1, b1 = K.weight_view(theta, sizes, 0), K.bias_view(theta, sizes, 0)
+        W2, b2 = K.weight_view(theta, sizes, 1), K.bias_view(theta, sizes, 1)
+        for start in range(0, X.shape[0] - rows + 1, rows):
+            x, y = K.data_rows(X, start, rows), K.data_rows(Y, start, rows)
+            a1, a2 = K.rows_view(acts, 1, sizes, rows, rows), K.rows_view(acts, 2, sizes, rows, rows)
+            d1, d2 = K.rows_view(deltas, 1, sizes, rows, rows), K.rows_view(deltas, 2, sizes, rows, rows)
+            t0 = cycles()
+            np.dot(x, W1.T, a1)
+            t1 = cycles()
+            K.activate(a1, b1, K.SIGMOID)
+            t2 = cycles()
+            np.dot(a1, W2.T, a2)
+            t3 = cycles()
+            K.activate(a2, b2, K.SIGMOID)
+            t4 = cycles()
+            K.output_residual(a2, y, K.SIGMOID, K.SQUARED, d2, a1, W2, b2)
+            t5 = cycles()
+            K.accumulate(d2, a1, True, K.weight_view(grad, sizes, 1), K.bias_view(grad, sizes, 1))
+            t6 = cycles()
+            K.hidden_residual(d2, W2, a1, K.SIGMOID, True, np.empty(0, theta.dtype), d1)
+            t7 = cycles()
+            K.accumulate(d1, x, True, K.weight_view(grad, sizes, 0), K.bias_view(grad, sizes, 0))
+            t8 = cycles()
+            for k, (u, v) in enumerate(((t0, t1), (t2, t3), (t6, t7), (t5, t6), (t7, t8),
+                                        (t1, t2), (t3, t4), (t4, t5))):
+                T[k] += v - u
+
+    names = ("x·W1ᵀ", "a2·W2ᵀ", "δ2 = (δ3·W2)•f'", "ΔW2 (+Δb2)", "ΔW1 (+Δb1)", "f layer 2",
+             "f layer 3", "δ3")
+    print("10. one chunk of 64-25-64, step by step (one thread, us per chunk, best of 15 passes "
+          "over m = 10,000; the first five are the BLAS products)")
+    with threadpool_limits(1, user_api="blas"):
+        for dt in (np.float64, np.float32):
+            for hidden in (25, 32):
+                for rows in (256, 32):
+                    net = fastbp.Network((64, hidden, 64), dtype=dt)
+                    rng = np.random.default_rng(0)
+                    X = rng.random((10_000, 64)).astype(dt)
+                    Y = rng.random((10_000, 64)).astype(dt)
+                    grad = np.zeros(net.n_params, dt)
+                    T = np.zeros(8, np.int64)
+                    best_time, best_T = np.inf, None
+                    for _ in range(15):
+                        T[:] = 0
+                        t = time.perf_counter()
+                        steps(net.theta, net._sizes, X, Y, rows, grad, T)
+                        t = time.perf_counter() - t
+                        if t < best_time:
+                            best_time, best_T = t, T.copy()
+                    per_chunk = best_time / (10_000 // rows) * 1e6
+                    share = best_T / best_T.sum()
+                    products = share[:5].sum()
+                    print(f"   {np.dtype(dt).name:7s} 64-{hidden}-64 {rows:3d} rows: "
+                          f"{per_chunk:6.1f} us, products {100 * products:.0f} %  ("
+                          + ", ".join(f"{n} {per_chunk * f:.1f}" for n, f in zip(names, share))
+                          + ")", flush=True)
+
+
 if __name__ == "__main__":
+    if "--split" in sys.argv[1:]:
+        split()
+        sys.exit(0)
     if "--loop-orders" in sys.argv[1:]:
         loop_orders()
         sys.exit(0)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from fastbp import _kernels as K
 from fastbp._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
 import naive
 from helpers import make_data, net_for
@@ -31,6 +32,35 @@ def flat(ws, bs):
 def test_cases_cover_both_paths():
     widths = [a * b for sizes, _ in CASES for a, b in zip(sizes[:-1], sizes[1:])]
     assert min(widths) < BLAS_MIN_WEIGHTS <= max(widths)
+
+
+def test_cases_cover_both_loop_orders():
+    # Loop layers that widen run their forward product by columns from
+    # COLUMNS_MIN_ROWS rows on; a ragged last chunk of fewer rows, row by row.
+    widening = [(a, b) for sizes, _ in CASES for a, b in zip(sizes[:-1], sizes[1:])
+                if a * b < BLAS_MIN_WEIGHTS and a < b]
+    assert widening
+    rows = {min(CHUNK, m - c) for m in M_VALUES for c in range(0, m, CHUNK)}
+    assert min(rows) < K.COLUMNS_MIN_ROWS <= max(rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("n_in,n_out,rows", [(2, 8, 256), (8, 1, 130), (1, 1, 128), (7, 5, 300)])
+def test_product_by_columns_is_the_matrix_product(n_in, n_out, rows, transposed, dtype):
+    rng = np.random.default_rng(n_in * 100 + n_out)
+    x = rng.normal(size=(rows, n_in)).astype(dtype)
+    W = rng.normal(size=(n_in, n_out) if transposed else (n_out, n_in)).astype(dtype)
+    out = np.full((rows, n_out), np.nan, dtype)
+    K.product_by_columns(x, W, transposed, out)
+    M = W.T if transposed else W
+    expected = x.astype(np.float64) @ M.T.astype(np.float64)
+    assert rel_err(out, expected) <= TOL[dtype]
+    # Each entry is the in-order sum over j, the same as the row-by-row loops'
+    # scalar sum: exact where the products are exact (small integers).
+    xi, Wi = np.round(8 * x).astype(dtype), np.round(8 * W).astype(dtype)
+    K.product_by_columns(xi, Wi, transposed, out)
+    assert np.array_equal(out, xi @ (Wi if transposed else Wi.T))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

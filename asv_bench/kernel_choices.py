@@ -66,7 +66,7 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   faster than 64-25-64's (same process, alternating: float32 4.9 vs 5.1 ms,
   float64 9.5 vs 10.6 ms, one thread) — not adopted.
 * Register-blocked numba loops for ΔW (blocks of 1×8 to 4×16 outputs held
-  in scalars; one-off): 2–7 GFLOP/s against OpenBLAS's 20–40 on the same
+  in scalars; one-off): 2–7 GFLOP/s against OpenBLAS's 20–56 on the same
   64 × 25 × 256 products. Beating OpenBLAS on these shapes needs explicit
   SIMD micro-kernels (llvmlite vector IR, as libxsmm generates), not tried.
 * Slots handed out dynamically (``numba.set_parallel_chunksize(1)``) and a

@@ -56,8 +56,8 @@ def test_product_by_columns_is_the_matrix_product(n_in, n_out, rows, transposed,
     M = W.T if transposed else W
     expected = x.astype(np.float64) @ M.T.astype(np.float64)
     assert rel_err(out, expected) <= TOL[dtype]
-    # Each entry is the in-order sum over j, the same as the row-by-row loops'
-    # scalar sum: exact where the products are exact (small integers).
+    # Where every product and partial sum is representable (small integers),
+    # the result is exact: nothing is lost in the transposed copies.
     xi, Wi = np.round(8 * x).astype(dtype), np.round(8 * W).astype(dtype)
     K.product_by_columns(xi, Wi, transposed, out)
     assert np.array_equal(out, xi @ (Wi if transposed else Wi.T))

@@ -51,10 +51,10 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   the actual widths (compile-time sizes), not tried.
 * Products by columns (section 8, later): one output unit at a time over a
   transposed copy of the chunk, so the inner loop runs over the rows. On
-  256 rows it won or tied for every width tried, for the forward product of
-  a widening layer (2→8: 3.2 → 2.4 µs; 3→20: 14.5 → 8.3, float64) and for
-  every residual product (2→8: 6.2 → 4.1); on 128 rows it lost in 5 cases
-  of 28, so ``forward_layer`` and ``hidden_residual`` use it from
+  256 rows it won for every width tried, for the forward product of a
+  widening layer (2→8: 3.2 → 2.4 µs; 3→20: 14.5 → 8.3, float64) and for
+  every residual product (2→8: 6.2 → 4.1); on 128 rows it lost in 7 of
+  those 22 cases, so ``forward_layer`` and ``hidden_residual`` use it from
   ``COLUMNS_MIN_ROWS`` = 256 rows. End to end, five processes each,
   alternating with the commit before it (2-8-1 ``cost_and_gradient``, best
   round): float32 m = 256 18.4–18.8 vs 19.0–20.4 µs, m = 10,000 451–470 vs

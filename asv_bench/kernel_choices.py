@@ -25,6 +25,8 @@
 10. ``--split``: where a 64-25-64 chunk's time goes, step by step, for the
     full batch's 256-row chunks and SGD's 32-row batches, and with the hidden
     layer padded to 32 units.
+11. ``--narrow``: the 2-8-1 gradient end to end at m = 256 and 10,000 (run
+    it on an older checkout too, to compare releases).
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -57,7 +59,7 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   those 22 cases, so ``forward_layer`` and ``hidden_residual`` use it from
   ``COLUMNS_MIN_ROWS`` = 256 rows. End to end, five processes each,
   alternating with the commit before it (2-8-1 ``cost_and_gradient``, best
-  round): float32 m = 256 18.4–18.8 vs 19.0–20.4 µs, m = 10,000 451–470 vs
+  round; what section 11 measures): float32 m = 256 18.4–18.8 vs 19.0–20.4 µs, m = 10,000 451–470 vs
   513–524 µs; float64 m = 256 23.2–24.5 vs 24.4–25.0 µs (one outlier on
   each side), m = 10,000 no change (~650 µs).
 * Hidden widths padded to a multiple of 16 (section 10, and one-off runs):
@@ -520,8 +522,8 @@ def split():
     compiled code (the CPU's cycle counter around each of fastbp's routines),
     one thread, over the m = 10,000 examples of the UFLDL workload in chunks
     of 256 rows (full batch) and of 32 rows (an SGD batch). Also the same
-    chunks with the hidden layer padded to 32 units, the products' best width
-    for OpenBLAS."""
+    chunks with the hidden layer padded to 32 units (a multiple of OpenBLAS's
+    kernel widths, where its products alone ran faster)."""
     from llvmlite import ir
     from numba import types
     from numba.extending import intrinsic
@@ -598,7 +600,36 @@ def split():
                           + ")", flush=True)
 
 
+def narrow():
+    """Section 11: the 2-8-1 gradient end to end (``cost_and_gradient``, best
+    and median of 25 rounds), m = 256 (one chunk) and m = 10,000. Run it with
+    PYTHONPATH set to an older checkout, alternating, to compare releases."""
+    print(f"11. 2-8-1 cost_and_gradient, us per call (best / median of 25 rounds; fastbp "
+          f"from {os.path.dirname(fastbp.__file__)})")
+    for dt in (np.float64, np.float32):
+        for m in (256, 10_000):
+            rng = np.random.default_rng(0)
+            X = rng.uniform(size=(m, 2)).astype(dt)
+            Y = rng.uniform(size=(m, 1)).astype(dt)
+            net = fastbp.Network([2, 8, 1], dtype=dt, seed=0)
+            number = max(20, 200_000 // m)
+            for _ in range(50):
+                net.cost_and_gradient(X, Y, weight_decay=1e-4)
+            rounds = []
+            for _ in range(25):
+                t = time.perf_counter()
+                for _ in range(number):
+                    net.cost_and_gradient(X, Y, weight_decay=1e-4)
+                rounds.append((time.perf_counter() - t) / number * 1e6)
+            rounds.sort()
+            print(f"   {np.dtype(dt).name:7s} m = {m:6d}  {rounds[0]:8.1f} / {rounds[12]:8.1f}",
+                  flush=True)
+
+
 if __name__ == "__main__":
+    if "--narrow" in sys.argv[1:]:
+        narrow()
+        sys.exit(0)
     if "--split" in sys.argv[1:]:
         split()
         sys.exit(0)

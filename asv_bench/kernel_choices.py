@@ -27,6 +27,9 @@
     layer padded to 32 units.
 11. ``--narrow``: the 2-8-1 gradient end to end at m = 256 and 10,000 (run
     it on an older checkout too, to compare releases).
+12. ``--simd``: each product of a layer on OpenBLAS against the SIMD tiles
+    of fastbp/_simd.py, by layer shape, on 256 and 32 rows (one thread) —
+    the measurement behind ``SIMD_MAX_WEIGHTS``.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -115,8 +118,8 @@ def best(fns, rounds=7, number=5):
 
 def with_paths(net):
     blas, loops = net.copy(), net.copy()
-    blas._use_blas = np.ones_like(net._use_blas)
-    loops._use_blas = np.zeros_like(net._use_blas)
+    blas._products = np.ones_like(net._products)
+    loops._products = np.zeros_like(net._products)
     blas._any_blas, loops._any_blas = True, False
     return blas, loops
 
@@ -272,7 +275,7 @@ def rows():
                     Y = rng.random((m, sizes[-1]), dtype=dt)
                     grad = np.empty(net.n_params, dt)
                     times = []
-                    for use in (np.ones_like(net._use_blas), np.zeros_like(net._use_blas)):
+                    for use in (np.ones_like(net._products), np.zeros_like(net._products)):
                         args = (net.theta, net._sizes, net._activation_codes, use,
                                 net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, False,
                                 grad)
@@ -328,7 +331,7 @@ def overhead():
         }
         if small:
             from fastbp.network import _NO_SPARSITY
-            args = (theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code,
+            args = (theta, net._sizes, net._activation_codes, net._products, net._loss_code,
                     X, Y, 1e-4, _NO_SPARSITY[np.float64], True, True, grad)
             empty(*args)
             parts.update({
@@ -504,7 +507,7 @@ def chunk_sizes():
             for chunk in (128, 256, 512, 1024):
                 work = np.empty((min(MAX_SLOTS, -(-10_000 // chunk)),
                                  2 * chunk * sum(sizes[1:]) + net.n_params), dt)
-                args = (net.theta, net._sizes, net._activation_codes, net._use_blas,
+                args = (net.theta, net._sizes, net._activation_codes, net._products,
                         net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, 10_000, chunk,
                         MAX_SLOTS, fastbp.get_num_threads() > 1, work, grad)
 
@@ -528,6 +531,7 @@ def split():
     from numba import types
     from numba.extending import intrinsic
     from fastbp import _kernels as K
+    from fastbp._simd import simd_forward
 
     @intrinsic
     def cycles(typingctx):
@@ -538,32 +542,44 @@ def split():
         return types.int64(), codegen
 
     @njit
-    def steps(theta, sizes, X, Y, rows, grad, T):
-        """backprop_chunk's steps for a 2-layer sigmoid net, each timed."""
+    def steps(theta, sizes, X, Y, rows, grad, T, product):
+        """backprop_chunk's steps for a 2-layer sigmoid net, each timed, with
+        the products on BLAS or on the SIMD tiles (``product``)."""
+        simd = product == K.SIMD
         acts = np.empty(K.work_size(sizes, rows), theta.dtype)
         deltas = np.empty(K.work_size(sizes, rows), theta.dtype)
         W1, b1 = K.weight_view(theta, sizes, 0), K.bias_view(theta, sizes, 0)
         W2, b2 = K.weight_view(theta, sizes, 1), K.bias_view(theta, sizes, 1)
+        theta_t = K.transposed_weights(theta, sizes, np.full(2, K.SIMD), rows)
+        W1t, W2t = K.weight_t_view(theta_t, sizes, 0), K.weight_t_view(theta_t, sizes, 1)
         for start in range(0, X.shape[0] - rows + 1, rows):
             x, y = K.data_rows(X, start, rows), K.data_rows(Y, start, rows)
             a1, a2 = K.rows_view(acts, 1, sizes, rows, rows), K.rows_view(acts, 2, sizes, rows, rows)
             d1, d2 = K.rows_view(deltas, 1, sizes, rows, rows), K.rows_view(deltas, 2, sizes, rows, rows)
             t0 = cycles()
-            np.dot(x, W1.T, a1)
+            if simd:
+                simd_forward(x, W1, W1t, a1)
+            else:
+                np.dot(x, W1.T, a1)
             t1 = cycles()
             K.activate(a1, b1, K.SIGMOID)
             t2 = cycles()
-            np.dot(a1, W2.T, a2)
+            if simd:
+                simd_forward(a1, W2, W2t, a2)
+            else:
+                np.dot(a1, W2.T, a2)
             t3 = cycles()
             K.activate(a2, b2, K.SIGMOID)
             t4 = cycles()
             K.output_residual(a2, y, K.SIGMOID, K.SQUARED, d2, a1, W2, b2)
             t5 = cycles()
-            K.accumulate(d2, a1, True, K.weight_view(grad, sizes, 1), K.bias_view(grad, sizes, 1))
+            K.accumulate(d2, a1, product, K.weight_view(grad, sizes, 1),
+                         K.bias_view(grad, sizes, 1))
             t6 = cycles()
-            K.hidden_residual(d2, W2, a1, K.SIGMOID, True, np.empty(0, theta.dtype), d1)
+            K.hidden_residual(d2, W2, W2t, a1, K.SIGMOID, product, np.empty(0, theta.dtype), d1)
             t7 = cycles()
-            K.accumulate(d1, x, True, K.weight_view(grad, sizes, 0), K.bias_view(grad, sizes, 0))
+            K.accumulate(d1, x, product, K.weight_view(grad, sizes, 0),
+                         K.bias_view(grad, sizes, 0))
             t8 = cycles()
             for k, (u, v) in enumerate(((t0, t1), (t2, t3), (t6, t7), (t5, t6), (t7, t8),
                                         (t1, t2), (t3, t4), (t4, t5))):
@@ -572,9 +588,10 @@ def split():
     names = ("x·W1ᵀ", "a2·W2ᵀ", "δ2 = (δ3·W2)•f'", "ΔW2 (+Δb2)", "ΔW1 (+Δb1)", "f layer 2",
              "f layer 3", "δ3")
     print("10. one chunk of 64-25-64, step by step (one thread, us per chunk, best of 15 passes "
-          "over m = 10,000; the first five are the BLAS products)")
+          "over m = 10,000; the first five are the matrix products, on BLAS or SIMD tiles)")
     with threadpool_limits(1, user_api="blas"):
         for dt in (np.float64, np.float32):
+          for product in (K.BLAS, K.SIMD):
             for hidden in (25, 32):
                 for rows in (256, 32):
                     net = fastbp.Network((64, hidden, 64), dtype=dt)
@@ -587,17 +604,101 @@ def split():
                     for _ in range(15):
                         T[:] = 0
                         t = time.perf_counter()
-                        steps(net.theta, net._sizes, X, Y, rows, grad, T)
+                        steps(net.theta, net._sizes, X, Y, rows, grad, T, product)
                         t = time.perf_counter() - t
                         if t < best_time:
                             best_time, best_T = t, T.copy()
                     per_chunk = best_time / (10_000 // rows) * 1e6
                     share = best_T / best_T.sum()
                     products = share[:5].sum()
-                    print(f"   {np.dtype(dt).name:7s} 64-{hidden}-64 {rows:3d} rows: "
+                    print(f"   {np.dtype(dt).name:7s} {'SIMD' if product == K.SIMD else 'BLAS'} "
+                          f"64-{hidden}-64 {rows:3d} rows: "
                           f"{per_chunk:6.1f} us, products {100 * products:.0f} %  ("
                           + ", ".join(f"{n} {per_chunk * f:.1f}" for n, f in zip(names, share))
                           + ")", flush=True)
+
+
+def simd():
+    """Section 12: GFLOP/s of a layer's three products on one thread, BLAS
+    (``np.dot``, gemm with β = 1) against the SIMD tiles (Wᵀ packed once;
+    ``+pack`` packs it on every call), interleaved, best of 7 rounds."""
+    from fastbp._blas import gemm_accumulate
+    from fastbp import _simd as S
+
+    @njit
+    def forward_blas(a, W, W_t, z, n):
+        for _ in range(n):
+            np.dot(a, W.T, z)
+
+    @njit
+    def forward_simd(a, W, W_t, z, n):
+        for _ in range(n):
+            S.simd_forward(a, W, W_t, z)
+
+    @njit
+    def forward_pack(a, W, W_t, z, n):
+        for _ in range(n):
+            S.transpose_into(W, W_t)
+            S.simd_forward(a, W, W_t, z)
+
+    @njit
+    def residual_blas(d, W, W_t, delta, n):
+        for _ in range(n):
+            np.dot(d, W, delta)
+
+    @njit
+    def residual_simd(d, W, W_t, delta, n):
+        for _ in range(n):
+            S.simd_residual(d, W, W_t, delta)
+
+    @njit
+    def dW_blas(d, a, dW, n):
+        for _ in range(n):
+            gemm_accumulate(d, a, dW)
+
+    @njit
+    def dW_simd(d, a, dW, n):
+        for _ in range(n):
+            S.simd_accumulate(d, a, dW)
+
+    def interleaved(fns, rounds=7, number=200):
+        for f, args in fns:
+            f(*args, 2)
+        best = [np.inf] * len(fns)
+        for _ in range(rounds):
+            for k, (f, args) in enumerate(fns):
+                t = time.perf_counter()
+                f(*args, number)
+                best[k] = min(best[k], (time.perf_counter() - t) / number)
+        return best
+
+    print("12. a layer's products, OpenBLAS vs SIMD tiles (one thread, GFLOP/s, best of 7; "
+          "'layer' = the three products' total time, BLAS / SIMD)")
+    shapes = [(8, 8), (25, 64), (64, 25), (100, 100), (128, 128), (256, 10), (10, 256),
+              (64, 256), (256, 64), (150, 150), (200, 200), (256, 256), (784, 256)]
+    rng = np.random.default_rng(0)
+    with threadpool_limits(1, user_api="blas"):
+        for dt in (np.float64, np.float32):
+            for rows in (256, 32):
+                for n_in, n_out in shapes:
+                    a = rng.standard_normal((rows, n_in)).astype(dt)
+                    W = rng.standard_normal((n_out, n_in)).astype(dt)
+                    W_t = np.ascontiguousarray(W.T)
+                    d = rng.standard_normal((rows, n_out)).astype(dt)
+                    z, delta = np.empty((rows, n_out), dt), np.empty((rows, n_in), dt)
+                    dW = np.zeros((n_out, n_in), dt)
+                    f = interleaved([(forward_blas, (a, W, W_t, z)), (forward_simd, (a, W, W_t, z)),
+                                     (forward_pack, (a, W, W_t.copy(), z))])
+                    r = interleaved([(residual_blas, (d, W, W_t, delta)),
+                                     (residual_simd, (d, W, W_t, delta))])
+                    g = interleaved([(dW_blas, (d, a, dW)), (dW_simd, (d, a, dW))])
+                    flop = 2e-9 * rows * n_in * n_out
+                    print(f"   {np.dtype(dt).name:7s} {rows:3d} rows {n_in:3d}->{n_out:<3d} "
+                          f"({n_in * n_out:6d} weights)  forward {flop / f[0]:5.1f} / "
+                          f"{flop / f[1]:5.1f} (+pack {flop / f[2]:5.1f})  residual "
+                          f"{flop / r[0]:5.1f} / {flop / r[1]:5.1f}  dW {flop / g[0]:5.1f} / "
+                          f"{flop / g[1]:5.1f}  layer {(f[0] + r[0] + g[0]) / (f[1] + r[1] + g[1]):4.2f}x",
+                          flush=True)
 
 
 def narrow():
@@ -627,6 +728,9 @@ def narrow():
 
 
 if __name__ == "__main__":
+    if "--simd" in sys.argv[1:]:
+        simd()
+        sys.exit(0)
     if "--narrow" in sys.argv[1:]:
         narrow()
         sys.exit(0)

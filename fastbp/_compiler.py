@@ -105,3 +105,16 @@ BLAS_MIN_WEIGHTS = 64
 #: 784-256-10 at m = 1 180 vs 200, at m = 4 394 vs 378). The rows of a chunk
 #: depend on m only, so the choice never depends on the thread count.
 BLAS_MIN_ROWS = 4
+
+#: How each layer makes its three matrix products (``products[l]``):
+#: explicit loops, BLAS calls, or the register-blocked SIMD tiles of
+#: :mod:`fastbp._simd`.
+LOOPS, BLAS, SIMD = 0, 1, 2
+
+#: Layers with BLAS_MIN_WEIGHTS … SIMD_MAX_WEIGHTS weights use the SIMD
+#: tiles, wider ones BLAS. Measured on 2 cores, one thread, 256-row chunks
+#: (``python asv_bench/kernel_choices.py --simd``): TODO
+SIMD_MAX_WEIGHTS = 16384
+
+#: Chunks of fewer rows run a SIMD layer's products in the explicit loops.
+SIMD_MIN_ROWS = 4

@@ -22,7 +22,7 @@ threads, so the result is bit-identical for any thread count, and the working
 memory is O(slots × CHUNK × Σ widths + slots × parameters), never O(m × width).
 
 Layers whose weight matrix is wide do their three matrix products on the
-chunk with BLAS (``use_blas[l]``): ``np.dot`` for z and δ, and gemm with β = 1
+chunk with BLAS (``products[l]``): ``np.dot`` for z and δ, and gemm with β = 1
 (:func:`fastbp._blas.gemm_accumulate`) for ΔW += δᵀa, so nothing is copied.
 BLAS is held to one thread while these kernels run (see :mod:`fastbp._threads`),
 so every slot computes on its own core and the thread pools never fight.
@@ -44,8 +44,9 @@ arithmetic is never promoted to float64.
 import numpy as np
 from numba import prange
 
-from ._compiler import BLAS_MIN_ROWS, kernel
+from ._compiler import BLAS, BLAS_MIN_ROWS, SIMD, SIMD_MIN_ROWS, kernel
 from ._blas import gemm_accumulate
+from ._simd import simd_accumulate, simd_forward, simd_residual, transpose_into
 from ._exp import exp
 from ._validation import _first_not_finite as first_not_finite
 
@@ -83,6 +84,34 @@ def bias_view(theta, sizes, l):
         off += sizes[k + 1] * sizes[k] + sizes[k + 1]
     off += sizes[l + 1] * sizes[l]
     return theta[off:off + sizes[l + 1]]
+
+
+@kernel()
+def weight_t_view(theta_t, sizes, l):
+    """W^(l)ᵀ of shape (s_l, s_{l+1}) in θ_t (see :func:`transposed_weights`)."""
+    return weight_view(theta_t, sizes, l).reshape((sizes[l], sizes[l + 1]))
+
+
+@kernel()
+def transposed_weights(theta, sizes, products, rows):
+    """θ_t: a vector laid out like θ in which every SIMD layer's W^(l) is
+    stored transposed, (s_l, s_{l+1}) row-major — the packed Wᵀ that
+    :func:`fastbp._simd.simd_forward` reads along output units. Made once
+    per call (per mini-batch in SGD) and shared by every slot; only when a
+    chunk has ``rows`` ≥ SIMD_MIN_ROWS, below which the SIMD layers run the
+    loops (the other entries are never read)."""
+    theta_t = np.empty_like(theta)
+    transpose_weights_into(theta, sizes, products, rows, theta_t)
+    return theta_t
+
+
+@kernel()
+def transpose_weights_into(theta, sizes, products, rows, theta_t):
+    """:func:`transposed_weights` into an existing ``theta_t``."""
+    if rows >= SIMD_MIN_ROWS:
+        for l in range(sizes.shape[0] - 1):
+            if products[l] == SIMD:
+                transpose_into(weight_view(theta, sizes, l), weight_t_view(theta_t, sizes, l))
 
 
 @kernel()
@@ -241,15 +270,18 @@ def product_by_columns(x, W, transposed, out):
 
 
 @kernel()
-def forward_layer(a_prev, W, b, activation, use_blas, a):
+def forward_layer(a_prev, W, W_t, b, activation, product, a):
     """Step 1 for one layer and one chunk:
     z_i^(l+1) = Σ_j W_ij^(l) a_j^(l) + b_i^(l),  a_i^(l+1) = f(z_i^(l+1)).
 
     a_prev : (rows, s_l)   W : (s_{l+1}, s_l)   b : (s_{l+1},)   a : (rows, s_{l+1}) out
+    W_t : Wᵀ packed (s_l, s_{l+1}), read by SIMD layers only (see :func:`transposed_weights`)
     """
     rows, n_out = a.shape
     n_in = a_prev.shape[1]
-    if use_blas and rows >= BLAS_MIN_ROWS:
+    if product == SIMD and rows >= SIMD_MIN_ROWS:
+        simd_forward(a_prev, W, W_t, a)
+    elif product == BLAS and rows >= BLAS_MIN_ROWS:
         np.dot(a_prev, W.T, a)
     elif rows >= COLUMNS_MIN_ROWS and n_in < n_out:
         product_by_columns(a_prev, W, False, a)
@@ -357,18 +389,21 @@ def output_residual(a, y, activation, loss, delta, a_prev, W, b):
 
 
 @kernel()
-def hidden_residual(delta_next, W, a, activation, use_blas, sparsity_delta, delta):
+def hidden_residual(delta_next, W, W_t, a, activation, product, sparsity_delta, delta):
     """Step 3 for one hidden layer and one chunk:
     δ_i^(l) = (Σ_j W_ji^(l) δ_j^(l+1) + sparsity_i) · f'(z_i^(l)).
 
     ``sparsity_delta`` is the sparse autoencoder's β(−ρ/ρ̂_i + (1−ρ)/(1−ρ̂_i))
     for this layer, or empty.
-    delta_next : (rows, s_{l+1})   W : (s_{l+1}, s_l)   a, delta : (rows, s_l)
+    delta_next : (rows, s_{l+1})   W : (s_{l+1}, s_l)   W_t : Wᵀ packed (SIMD layers)
+    a, delta : (rows, s_l)
     """
     rows, n = delta.shape
     n_next = delta_next.shape[1]
     zero = a.dtype.type(0)
-    if use_blas and rows >= BLAS_MIN_ROWS:
+    if product == SIMD and rows >= SIMD_MIN_ROWS:
+        simd_residual(delta_next, W, W_t, delta)
+    elif product == BLAS and rows >= BLAS_MIN_ROWS:
         np.dot(delta_next, W, delta)
     elif rows >= COLUMNS_MIN_ROWS:
         product_by_columns(delta_next, W, True, delta)
@@ -388,7 +423,7 @@ def hidden_residual(delta_next, W, a, activation, use_blas, sparsity_delta, delt
 
 
 @kernel()
-def accumulate(delta_next, a_prev, use_blas, dW, db):
+def accumulate(delta_next, a_prev, product, dW, db):
     """Step 4 for one layer and one chunk:
     ΔW_ij^(l) += Σ_k δ_i^(l+1) a_j^(l),  Δb_i^(l) += Σ_k δ_i^(l+1)  over the chunk's rows k.
 
@@ -396,7 +431,9 @@ def accumulate(delta_next, a_prev, use_blas, dW, db):
     """
     rows, n_out = delta_next.shape
     n_in = a_prev.shape[1]
-    if use_blas and rows >= BLAS_MIN_ROWS:
+    if product == SIMD and rows >= SIMD_MIN_ROWS:
+        simd_accumulate(delta_next, a_prev, dW)
+    elif product == BLAS and rows >= BLAS_MIN_ROWS:
         gemm_accumulate(delta_next, a_prev, dW)  # BLAS gemm with β = 1
     elif rows >= DOTS_MIN_ROWS:
         # A narrow layer (fewer than BLAS_MIN_WEIGHTS weights): one dot product
@@ -433,41 +470,41 @@ DOTS_MIN_ROWS = 16
 # One chunk, all layers
 # --------------------------------------------------------------------------
 @kernel()
-def forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity):
+def forward_chunk(theta, theta_t, sizes, activations, products, x, acts, capacity):
     """Forward pass of one chunk through every layer; returns a^(n_l) (a view
     into ``acts``)."""
     rows = x.shape[0]
     a = x
     for l in range(sizes.shape[0] - 1):
         a_next = rows_view(acts, l + 1, sizes, rows, capacity)
-        forward_layer(a, weight_view(theta, sizes, l), bias_view(theta, sizes, l),
-                      activations[l], use_blas[l], a_next)
+        forward_layer(a, weight_view(theta, sizes, l), weight_t_view(theta_t, sizes, l),
+                      bias_view(theta, sizes, l), activations[l], products[l], a_next)
         a = a_next
     return a
 
 
 @kernel()
-def backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+def backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                    sparsity_delta, acts, deltas, capacity, grad):
     """Steps 1–4 for one chunk: adds the chunk's ΔW, Δb into ``grad`` (laid out
     like θ) and returns its summed cost."""
     rows = x.shape[0]
     n_layers = sizes.shape[0]
     top = n_layers - 1
-    a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, capacity)
+    a_out = forward_chunk(theta, theta_t, sizes, activations, products, x, acts, capacity)
     delta = rows_view(deltas, top, sizes, rows, capacity)
     a_top = x if top == 1 else rows_view(acts, top - 1, sizes, rows, capacity)
     cost = output_residual(a_out, y, activations[top - 1], loss, delta, a_top,
                            weight_view(theta, sizes, top - 1), bias_view(theta, sizes, top - 1))
     for l in range(top - 1, -1, -1):
         a_prev = x if l == 0 else rows_view(acts, l, sizes, rows, capacity)
-        accumulate(delta, a_prev, use_blas[l], weight_view(grad, sizes, l),
+        accumulate(delta, a_prev, products[l], weight_view(grad, sizes, l),
                    bias_view(grad, sizes, l))
         if l > 0:
             delta_prev = rows_view(deltas, l, sizes, rows, capacity)
             sparse = sparsity_delta if l == 1 else sparsity_delta[:0]
-            hidden_residual(delta, weight_view(theta, sizes, l), a_prev,
-                            activations[l - 1], use_blas[l], sparse, delta_prev)
+            hidden_residual(delta, weight_view(theta, sizes, l), weight_t_view(theta_t, sizes, l),
+                            a_prev, activations[l - 1], products[l], sparse, delta_prev)
             delta = delta_prev
     return cost
 
@@ -487,7 +524,7 @@ def slot_chunks(slot, n_slots, n_chunks):
 
 
 @kernel()
-def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss,
+def cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, loss,
                            X, Y, order, sparsity_delta, want_gradient, acts, deltas, xb, yb,
                            grad):
     """One slot's run of chunks: adds their ΔW, Δb into ``grad`` (if
@@ -503,10 +540,10 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
         x = example_rows(X, order, start, rows, xb)
         y = example_rows(Y, order, start, rows, yb)
         if want_gradient:
-            cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+            cost += backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                                    sparsity_delta, acts, deltas, chunk, grad)
         else:
-            a_out = forward_chunk(theta, sizes, activations, use_blas, x, acts, chunk)
+            a_out = forward_chunk(theta, theta_t, sizes, activations, products, x, acts, chunk)
             top = sizes.shape[0] - 1
             a_top = x if top == 1 else rows_view(acts, top - 1, sizes, rows, chunk)
             cost += chunk_cost(a_out, y, loss, a_top, weight_view(theta, sizes, top - 1),
@@ -515,7 +552,7 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_bla
 
 
 @kernel()
-def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
+def cost_and_gradient_kernel(theta, sizes, activations, products, loss, X, Y,
                              weight_decay, sparsity_delta, want_gradient, m_total,
                              chunk, max_slots, parallel, workspace, grad):
     """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
@@ -533,7 +570,7 @@ def cost_and_gradient_kernel(theta, sizes, activations, use_blas, loss, X, Y,
     The slots run in parallel if ``parallel`` (:func:`cost_and_gradient_rows`),
     else in turn on the calling thread: the same result to the bit.
     """
-    return cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y,
+    return cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y,
                                   np.empty(0, np.int64), weight_decay, sparsity_delta,
                                   want_gradient, m_total, chunk, max_slots, parallel, workspace,
                                   grad)
@@ -554,7 +591,7 @@ def slot_buffers(row, n_work, n_params, chunk, n_x, n_y, want_gradient, gathered
 
 
 @kernel()
-def gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y, order,
+def gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, loss, X, Y, order,
                   sparsity_delta, want_gradient, row):
     """Slot ``s`` of a multi-slot batch: zeroes its ΔW/Δb buffer in ``row``,
     accumulates its chunks there and returns their summed cost."""
@@ -563,23 +600,23 @@ def gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss, 
         want_gradient, order.shape[0] > 0)
     for p in range(slot_grad.shape[0]):
         slot_grad[p] = theta.dtype.type(0)
-    return cost_and_gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, loss,
+    return cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, loss,
                                   X, Y, order, sparsity_delta, want_gradient, acts, deltas,
                                   xb, yb, slot_grad)
 
 
 @kernel(parallel=True)
-def gradient_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, loss, X, Y,
+def gradient_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, loss, X, Y,
                             order, sparsity_delta, want_gradient, workspace, slot_cost):
     """:func:`gradient_slot` for every slot, one slot per thread."""
     for s in prange(n_slots):
-        slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, sizes, activations, use_blas,
+        slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products,
                                      loss, X, Y, order, sparsity_delta, want_gradient,
                                      workspace[s])
 
 
 @kernel()
-def cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y, order,
+def cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y, order,
                            weight_decay, sparsity_delta, want_gradient, m_total, chunk,
                            max_slots, parallel, workspace, grad):
     """:func:`cost_and_gradient_kernel` on X's rows, or on X[order] read in
@@ -592,18 +629,19 @@ def cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y, orde
     n_params = theta.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     if n_slots == 1:
-        return one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order,
+        return one_slot_rows(theta, sizes, activations, products, loss, X, Y, order,
                              weight_decay, sparsity_delta, want_gradient, m_total, chunk,
                              workspace, grad)
     n_work = work_size(sizes, chunk)
     slot_cost = np.zeros(n_slots, dtype)
+    theta_t = transposed_weights(theta, sizes, products, chunk)
     if parallel:
-        gradient_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, loss, X,
+        gradient_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, loss, X,
                                 Y, order, sparsity_delta, want_gradient, workspace, slot_cost)
     else:
         for s in range(n_slots):
-            slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, sizes, activations,
-                                         use_blas, loss, X, Y, order, sparsity_delta,
+            slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations,
+                                         products, loss, X, Y, order, sparsity_delta,
                                          want_gradient, workspace[s])
     if want_gradient:
         slot_grad = workspace[:n_slots, 2 * n_work:2 * n_work + n_params]
@@ -620,7 +658,7 @@ def cost_and_gradient_rows(theta, sizes, activations, use_blas, loss, X, Y, orde
 
 
 @kernel()
-def one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order, weight_decay,
+def one_slot_rows(theta, sizes, activations, products, loss, X, Y, order, weight_decay,
                   sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
     """:func:`cost_and_gradient_kernel` for m ≤ chunk examples, on X's rows or
     on X[order]: one slot, no thread pool, ΔW and Δb accumulated straight into
@@ -631,7 +669,8 @@ def one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order, weight
     acts, deltas, _, xb, yb = slot_buffers(
         workspace[0], work_size(sizes, chunk), theta.shape[0], chunk, X.shape[1], Y.shape[1],
         False, order.shape[0] > 0)
-    data_cost = cost_and_gradient_slot(0, 1, chunk, theta, sizes, activations, use_blas, loss,
+    theta_t = transposed_weights(theta, sizes, products, n_examples(X, order))
+    data_cost = cost_and_gradient_slot(0, 1, chunk, theta, theta_t, sizes, activations, products, loss,
                                        X, Y, order, sparsity_delta, want_gradient, acts,
                                        deltas, xb, yb, grad)
     return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
@@ -639,7 +678,7 @@ def one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y, order, weight
 
 
 @kernel()
-def small_batch_kernel(theta, sizes, activations, use_blas, loss, X, Y, weight_decay,
+def small_batch_kernel(theta, sizes, activations, products, loss, X, Y, weight_decay,
                        sparsity_delta, want_gradient, check, grad):
     """:func:`cost_and_gradient_kernel` for m ≤ CHUNK examples (one chunk,
     one slot, no threads) with nothing around it: returns (0, J), or, when
@@ -656,7 +695,7 @@ def small_batch_kernel(theta, sizes, activations, use_blas, loss, X, Y, weight_d
     m = X.shape[0]
     n_work = work_size(sizes, m)
     workspace = np.empty((1, 2 * n_work), theta.dtype)
-    return 0, one_slot_rows(theta, sizes, activations, use_blas, loss, X, Y,
+    return 0, one_slot_rows(theta, sizes, activations, products, loss, X, Y,
                             np.empty(0, np.int64), weight_decay, sparsity_delta,
                             want_gradient, m, m, workspace, grad)
 
@@ -745,13 +784,13 @@ def apply_weight_decay(theta, sizes, inv_m, weight_decay, want_gradient, grad):
 
 
 @kernel()
-def predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, acts, out):
+def predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X, acts, out):
     m = X.shape[0]
     first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
     for c in range(first, stop):
         start = c * chunk
         rows = min(chunk, m - start)
-        a_out = forward_chunk(theta, sizes, activations, use_blas,
+        a_out = forward_chunk(theta, theta_t, sizes, activations, products,
                               data_rows(X, start, rows), acts, chunk)
         target = data_rows(out, start, rows)
         for r in range(rows):
@@ -760,7 +799,7 @@ def predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, acts
 
 
 @kernel()
-def small_predict_kernel(theta, sizes, activations, use_blas, X, out):
+def small_predict_kernel(theta, sizes, activations, products, X, out):
     """:func:`predict_kernel` for m ≤ CHUNK rows (one chunk) with the input
     check: returns 0, or 1 (X) or 3 (θ) when that holds a NaN or ±Inf
     (``out`` then unwritten). Its buffer is sized for the m rows and
@@ -770,37 +809,40 @@ def small_predict_kernel(theta, sizes, activations, use_blas, X, out):
         return code
     m = X.shape[0]
     acts = np.empty(work_size(sizes, m), theta.dtype)
-    predict_slot(0, 1, m, theta, sizes, activations, use_blas, X, acts, out)
+    theta_t = transposed_weights(theta, sizes, products, m)
+    predict_slot(0, 1, m, theta, theta_t, sizes, activations, products, X, acts, out)
     return 0
 
 
 @kernel(parallel=True)
-def predict_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, X, slot_acts,
+def predict_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, X, slot_acts,
                            out):
     """:func:`predict_slot` for every slot, one slot per thread."""
     for s in prange(n_slots):
-        predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X, slot_acts[s],
+        predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X, slot_acts[s],
                      out)
 
 
 @kernel()
-def predict_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, parallel, out):
+def predict_kernel(theta, sizes, activations, products, X, chunk, max_slots, parallel, out):
     """h_{W,b}(x) for every row of X into ``out`` (m, s_{n_l}); the slots run
     in parallel if ``parallel``, else in turn (each row's result is the same)."""
     m = X.shape[0]
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     slot_acts = np.empty((n_slots, work_size(sizes, chunk)), theta.dtype)
+    theta_t = transposed_weights(theta, sizes, products, min(m, chunk))
     if n_slots == 1 or not parallel:
         for s in range(n_slots):
-            predict_slot(s, n_slots, chunk, theta, sizes, activations, use_blas, X,
+            predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X,
                          slot_acts[s], out)
     else:
-        predict_slots_parallel(n_slots, chunk, theta, sizes, activations, use_blas, X,
+        predict_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, X,
                                slot_acts, out)
 
 
 @kernel()
-def hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, order, xb, acts, total):
+def hidden_sum_slot(s, n_slots, chunk, W, W_t, b, activation, product, X, order, xb, acts,
+                    total):
     """Adds Σ_k a^(2)(x^(k)) over the slot's chunks into ``total`` (examples:
     X's rows, or X[order] gathered into ``xb``)."""
     m = n_examples(X, order)
@@ -810,32 +852,33 @@ def hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, order, xb,
         start = c * chunk
         rows = min(chunk, m - start)
         a = acts[:rows * n_hidden].reshape((rows, n_hidden))
-        forward_layer(example_rows(X, order, start, rows, xb), W, b, activation, use_blas, a)
+        forward_layer(example_rows(X, order, start, rows, xb), W, W_t, b, activation, product,
+                      a)
         for r in range(rows):
             for j in range(n_hidden):
                 total[j] += a[r, j]
 
 
 @kernel()
-def mean_activation_kernel(theta, sizes, activations, use_blas, X, chunk, max_slots, parallel,
+def mean_activation_kernel(theta, sizes, activations, products, X, chunk, max_slots, parallel,
                            rho_hat):
     """ρ̂_j = (1/m) Σ_k a_j^(2)(x^(k)): the first hidden layer's mean activation
     over all m examples, chunked like the other drivers (slots in parallel if
     ``parallel``)."""
-    mean_activation_rows(theta, sizes, activations, use_blas, X, np.empty(0, np.int64), chunk,
+    mean_activation_rows(theta, sizes, activations, products, X, np.empty(0, np.int64), chunk,
                          max_slots, parallel, rho_hat)
 
 
 @kernel(parallel=True)
-def hidden_sums_parallel(n_slots, chunk, W, b, activation, use_blas, X, order, slot_x,
+def hidden_sums_parallel(n_slots, chunk, W, W_t, b, activation, product, X, order, slot_x,
                          slot_acts, slot_sum):
     for s in prange(n_slots):
-        hidden_sum_slot(s, n_slots, chunk, W, b, activation, use_blas, X, order, slot_x[s],
+        hidden_sum_slot(s, n_slots, chunk, W, W_t, b, activation, product, X, order, slot_x[s],
                         slot_acts[s], slot_sum[s])
 
 
 @kernel()
-def mean_activation_rows(theta, sizes, activations, use_blas, X, order, chunk, max_slots,
+def mean_activation_rows(theta, sizes, activations, products, X, order, chunk, max_slots,
                          parallel, rho_hat):
     """:func:`mean_activation_kernel` on X's rows or on X[order]; the slots run
     in parallel if ``parallel``, else in turn (the same sums either way)."""
@@ -847,13 +890,16 @@ def mean_activation_rows(theta, sizes, activations, use_blas, X, order, chunk, m
     slot_acts = np.empty((n_slots, chunk * n_hidden), dtype)
     slot_x = np.empty((n_slots, chunk * X.shape[1] if order.shape[0] > 0 else 0), dtype)
     W = weight_view(theta, sizes, 0)
+    W_t = np.empty((sizes[0], sizes[1]), dtype)
+    if products[0] == SIMD:
+        transpose_into(W, W_t)
     b = bias_view(theta, sizes, 0)
     if n_slots == 1 or not parallel:
         for s in range(n_slots):
-            hidden_sum_slot(s, n_slots, chunk, W, b, activations[0], use_blas[0], X, order,
+            hidden_sum_slot(s, n_slots, chunk, W, W_t, b, activations[0], products[0], X, order,
                             slot_x[s], slot_acts[s], slot_sum[s])
     else:
-        hidden_sums_parallel(n_slots, chunk, W, b, activations[0], use_blas[0], X, order,
+        hidden_sums_parallel(n_slots, chunk, W, W_t, b, activations[0], products[0], X, order,
                              slot_x, slot_acts, slot_sum)
     inv_m = dtype.type(1) / dtype.type(m)
     for j in range(n_hidden):
@@ -953,8 +999,8 @@ BATCH_PARTS = 2
 
 
 @kernel()
-def minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled, lo, hi,
-                   capacity, acts, deltas, xb, yb, grad):
+def minibatch_part(theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
+                   lo, hi, capacity, acts, deltas, xb, yb, grad):
     """ΔW, Δb of rows lo … hi−1 of the epoch's order into ``grad`` (zeroed
     first); returns their summed cost."""
     dtype = theta.dtype
@@ -970,35 +1016,35 @@ def minibatch_part(theta, sizes, activations, use_blas, loss, X, Y, order, shuff
         else:
             x = data_rows(X, start, rows)
             y = data_rows(Y, start, rows)
-        cost += backprop_chunk(theta, sizes, activations, use_blas, loss, x, y,
+        cost += backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                                no_sparsity, acts, deltas, capacity, grad)
     return cost
 
 
 @kernel()
-def minibatch_epoch_kernel(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+def minibatch_epoch_kernel(theta, sizes, activations, products, loss, X, Y, order, shuffled,
                            batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
                            beta1, beta2, epsilon, state, step, parallel):
     """:func:`minibatch_epoch` (each batch's parts in parallel if ``parallel``)."""
-    return minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+    return minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuffled,
                            batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
                            beta1, beta2, epsilon, state, step, parallel)
 
 
 @kernel(parallel=True)
-def minibatch_parts_parallel(n_parts, theta, sizes, activations, use_blas, loss, X, Y, order,
+def minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss, X, Y, order,
                              shuffled, first, size, capacity, acts, deltas, xb, yb, part_grad,
                              part_cost):
     """The BATCH_PARTS parts of one batch, one per thread."""
     for p in prange(n_parts):
         part_cost[p] = minibatch_part(
-            theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+            theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
             first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
             acts[p], deltas[p], xb[p], yb[p], part_grad[p])
 
 
 @kernel()
-def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuffled,
                     batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
                     beta1, beta2, epsilon, state, step, parallel):
     """One pass over the data in mini-batches of ``batch_size`` examples.
@@ -1033,19 +1079,21 @@ def minibatch_epoch(theta, sizes, activations, use_blas, loss, X, Y, order, shuf
     part_grad = np.empty((n_parts, n_params), dtype)
     part_cost = np.zeros(n_parts, dtype)
     grad = np.empty(n_params, dtype)
+    theta_t = np.empty_like(theta)
     n_batches = (m + batch_size - 1) // batch_size
     total = zero
     for k in range(n_batches):
         first = k * batch_size
         size = min(batch_size, m - first)
+        transpose_weights_into(theta, sizes, products, capacity, theta_t)
         if n_parts == 1 or not parallel:
             for p in range(n_parts):
                 part_cost[p] = minibatch_part(
-                    theta, sizes, activations, use_blas, loss, X, Y, order, shuffled,
+                    theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
                     first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
                     acts[p], deltas[p], xb[p], yb[p], part_grad[p])
         else:
-            minibatch_parts_parallel(n_parts, theta, sizes, activations, use_blas, loss, X, Y,
+            minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss, X, Y,
                                      order, shuffled, first, size, capacity, acts, deltas, xb,
                                      yb, part_grad, part_cost)
         cost = zero

@@ -48,7 +48,7 @@ def rows_of(orders, starts, stops, i):
 
 
 @kernel(parallel=True)
-def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
+def full_batch_many(thetas, sizes, activations, products, loss, X, Y, orders, starts, stops,
                     weight_decays, rhos, betas, rates, kinds, momenta, beta1s, beta2s,
                     epsilons, moments, steps, want_gradient, chunk, max_slots, width, active,
                     costs, done, status):
@@ -83,7 +83,7 @@ def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, st
         for t in range(n_steps):
             sparsity_cost = 0.0
             if betas[i] != 0.0:
-                K.mean_activation_rows(theta, sizes, activations, use_blas, X, order, chunk,
+                K.mean_activation_rows(theta, sizes, activations, products, X, order, chunk,
                                        max_slots, False, rho_hat)
                 for j in range(n_hidden):
                     r[j] = np.float64(rho_hat[j])
@@ -94,7 +94,7 @@ def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, st
             previous[:] = theta
             previous_moments[:] = moments[i]
             J = np.float64(K.cost_and_gradient_rows(
-                theta, sizes, activations, use_blas, loss, X, Y, order, weight_decays[i],
+                theta, sizes, activations, products, loss, X, Y, order, weight_decays[i],
                 sparse, want_gradient, m, chunk, max_slots, False, workspace, grad)) \
                 + sparsity_cost
             if not (np.isfinite(J) and all_finite_1d(grad)):
@@ -112,7 +112,7 @@ def full_batch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, st
 
 
 @kernel(parallel=True)
-def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
+def epoch_many(thetas, sizes, activations, products, loss, X, Y, orders, starts, stops,
                shuffled, batch_size, parts, weight_decays, rates, kinds, momenta, beta1s,
                beta2s, epsilons, moments, steps, chunk, active, costs, status):
     """One mini-batch epoch of every active network, each over its own
@@ -126,7 +126,7 @@ def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts,
         previous = theta.copy()
         previous_moments = moments[i].copy()
         J = np.float64(K.minibatch_epoch(
-            theta, sizes, activations, use_blas, loss, X, Y, rows_of(orders, starts, stops, i),
+            theta, sizes, activations, products, loss, X, Y, rows_of(orders, starts, stops, i),
             shuffled, batch_size, parts, weight_decays[i], chunk, kinds[i], rates[i], momenta[i],
             beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i], False))
         if not (np.isfinite(J) and all_finite_1d(theta)):
@@ -137,7 +137,7 @@ def epoch_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts,
 
 
 @kernel(parallel=True)
-def cost_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, stops,
+def cost_many(thetas, sizes, activations, products, loss, X, Y, orders, starts, stops,
               weight_decay, want_gradient, chunk, max_slots, width, active, costs):
     """J (data term only: ``weight_decay`` 0, no sparsity, ``want_gradient``
     False) of every active network on its rows — the validation cost
@@ -154,6 +154,6 @@ def cost_many(thetas, sizes, activations, use_blas, loss, X, Y, orders, starts, 
         m = K.n_examples(X, order)
         workspace = np.empty((min(max_slots, (m + chunk - 1) // chunk), width), dtype)
         costs[i] = np.float64(K.cost_and_gradient_rows(
-            thetas[i], sizes, activations, use_blas, loss, X, Y, order, weight_decay,
+            thetas[i], sizes, activations, products, loss, X, Y, order, weight_decay,
             np.empty(0, dtype), want_gradient, m, chunk, max_slots, False, workspace,
             no_gradient))

@@ -185,7 +185,7 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
                                       for values in (lam, mu, b1, b2, eps))
     lr_arr = np.array(lr, np.float64)
     rho_arr, beta_arr = np.array(rho, np.float64), np.array(beta, np.float64)
-    net_args = (net0._sizes, net0._activation_codes, net0._use_blas, LOSSES[net0.loss])
+    net_args = (net0._sizes, net0._activation_codes, net0._products, LOSSES[net0.loss])
     # Per running network: the slot rows of train's workspace plus one gathered chunk of X, Y.
     width = (2 * CHUNK * sum(net0.layer_sizes[1:]) + net0.n_params
              + CHUNK * (net0.layer_sizes[0] + net0.layer_sizes[-1]))

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 
 from . import _kernels as K
-from ._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
+from ._compiler import BLAS, BLAS_MIN_WEIGHTS, CHUNK, LOOPS, MAX_SLOTS, SIMD, SIMD_MAX_WEIGHTS
 from . import _threads
 from ._threads import blas_single_threaded
 from ._validation import (NOT_FINITE, all_finite, check_data, check_dtype, check_finite,
@@ -112,14 +112,17 @@ class Network:
         self._activation_codes = np.array(
             [_OUTPUT_ONLY[a] if a in _OUTPUT_ONLY else ACTIVATIONS[a] for a in self.activations],
             np.int64)
-        self._use_blas = np.array(
-            [s_in * s_out >= BLAS_MIN_WEIGHTS
-             for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.bool_)
-        self._any_blas = bool(self._use_blas.any())
+        # How each layer makes its products (fastbp._compiler: LOOPS, SIMD, BLAS).
+        self._products = np.array(
+            [LOOPS if s_in * s_out < BLAS_MIN_WEIGHTS else
+             SIMD if s_in * s_out <= SIMD_MAX_WEIGHTS else BLAS
+             for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.int64)
+        self._any_blas = bool((self._products == BLAS).any())
         # Weights of the widest BLAS layer: a chunk of r rows makes BLAS
         # products of at most r times this many multiply-adds.
         self._blas_weights = max((s_in * s_out for s_in, s_out, blas in zip(
-            self.layer_sizes[:-1], self.layer_sizes[1:], self._use_blas) if blas), default=0)
+            self.layer_sizes[:-1], self.layer_sizes[1:], self._products) if blas == BLAS),
+            default=0)
         self._n_params = sum(s_out * (s_in + 1) for s_in, s_out in zip(
             self.layer_sizes[:-1], self.layer_sizes[1:]))
         # Floating-point operations of one example's forward pass, 2 Σ_l s_l s_{l+1}:
@@ -263,7 +266,7 @@ class Network:
         if m <= CHUNK and comm is None and not sparsity_weight:
             # One chunk: a single compiled call that also does the check.
             dt = self.dtype.type
-            args = (theta, self._sizes, self._activation_codes, self._use_blas, self._loss_code,
+            args = (theta, self._sizes, self._activation_codes, self._products, self._loss_code,
                     X, Y, dt(weight_decay), _NO_SPARSITY[dt], want_gradient, check, grad)
             with self._pin_blas(m):
                 code, J = K.small_batch_kernel(*args)
@@ -278,7 +281,7 @@ class Network:
             weight_decay = 0.0  # λW and (λ/2)ΣW² enter the sum once
         sparsity_delta, sparsity_cost = self._sparsity(theta, X, sparsity_target,
                                                        sparsity_weight, comm, m_total)
-        args = (theta, self._sizes, self._activation_codes, self._use_blas, self._loss_code,
+        args = (theta, self._sizes, self._activation_codes, self._products, self._loss_code,
                 X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK, MAX_SLOTS)
         # Forward, residuals and ΔW: about three forward passes of work.
         threads = _threads.plan(3 * self._forward_flops * m) if m > CHUNK else 0
@@ -476,10 +479,10 @@ class Network:
 
     def _mean_hidden_activation(self, theta, X):
         rho_hat = np.empty(self.layer_sizes[1], self.dtype)
-        args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
+        args = (theta, self._sizes, self._activation_codes, self._products, X, CHUNK, MAX_SLOTS,
                 rho_hat)
         threads = _threads.plan(2 * self.layer_sizes[0] * self.layer_sizes[1] * X.shape[0])
-        with self._pin_blas(X.shape[0], self._use_blas[0]):
+        with self._pin_blas(X.shape[0], self._products[0] == BLAS):
             if threads:
                 with _threads.parallel_region(threads):
                     K.mean_activation_kernel(*args[:-1], True, rho_hat)
@@ -496,12 +499,12 @@ class Network:
         if m <= CHUNK:  # one chunk: one compiled call, the finiteness check inside
             with self._pin_blas(m):
                 code = K.small_predict_kernel(theta, self._sizes, self._activation_codes,
-                                              self._use_blas, X, out)
+                                              self._products, X, out)
             if code:
                 raise ValueError(NOT_FINITE[code])
             return out
         check_finite(X, None, theta)
-        args = (theta, self._sizes, self._activation_codes, self._use_blas, X, CHUNK, MAX_SLOTS,
+        args = (theta, self._sizes, self._activation_codes, self._products, X, CHUNK, MAX_SLOTS,
                 out)
         threads = _threads.plan(self._forward_flops * m)
         with self._pin_blas(m):

@@ -387,7 +387,7 @@ def minibatch_epoch(net, X, Y, order, shuffled, batch_size, weight_decay, kind, 
     # batches follow one another, so every batch is a parallel region.
     parts = net._batch_parts(batch_size)
     threads = _threads.plan(3 * net._forward_flops * batch_size) if parts > 1 else 0
-    args = (net.theta, net._sizes, net._activation_codes, net._use_blas, K_LOSSES[net.loss],
+    args = (net.theta, net._sizes, net._activation_codes, net._products, K_LOSSES[net.loss],
             X, Y, order, shuffled, batch_size, parts, net.dtype.type(weight_decay), CHUNK,
             kind, rate, momentum, beta1, beta2, eps, moments, step)
     with blas_single_threaded(net._any_blas):

@@ -49,7 +49,7 @@ def test_results_do_not_depend_on_chunking(problem, chunk, max_slots):
     net, X, Y = problem
     g_default = np.empty(net.n_params, net.dtype)
     g_other = np.empty(net.n_params, net.dtype)
-    args = (net.theta, net._sizes, net._activation_codes, net._use_blas,
+    args = (net.theta, net._sizes, net._activation_codes, net._products,
             fastbp.network.LOSSES[net.loss], X, Y, net.dtype.type(1e-3), np.empty(0, net.dtype),
             True, X.shape[0])
     def work(chunk, slots):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastbp import _kernels as K
-from fastbp._compiler import BLAS_MIN_WEIGHTS, CHUNK, MAX_SLOTS
+from fastbp._compiler import BLAS, BLAS_MIN_WEIGHTS, CHUNK, LOOPS, MAX_SLOTS, SIMD
 import naive
 from helpers import make_data, net_for
 
@@ -16,7 +16,8 @@ M_VALUES = [1, 7, CHUNK, 3 * CHUNK + 5, (MAX_SLOTS + 3) * CHUNK + 17]
 CASES = [
     ((5, 3, 4), "sigmoid"),                     # loop layers
     ((64, 25, 64), "sigmoid"),                  # the UFLDL autoencoder
-    ((80, 60, 70, 3), ("tanh", "relu", "sigmoid")),  # BLAS layers (≥ BLAS_MIN_WEIGHTS)
+    ((80, 60, 70, 3), ("tanh", "relu", "sigmoid")),  # SIMD layers, with column tails
+    ((130, 140, 3), ("relu", "sigmoid")),       # a BLAS layer (> SIMD_MAX_WEIGHTS)
     ((2, 8, 1), "identity"),
 ]
 
@@ -29,7 +30,12 @@ def flat(ws, bs):
     return np.concatenate([np.concatenate([W.ravel(), b]) for W, b in zip(ws, bs)])
 
 
-def test_cases_cover_both_paths():
+def test_cases_cover_every_product_path():
+    # Loops, SIMD tiles and BLAS, and for the SIMD and BLAS layers chunks on
+    # both sides of the rows from which they are used (m = 1 and 7).
+    codes = {int(code) for sizes, acts in CASES for code in net_for(sizes, acts)._products}
+    assert codes == {LOOPS, SIMD, BLAS}
+    assert min(M_VALUES) < K.SIMD_MIN_ROWS == K.BLAS_MIN_ROWS <= 7
     widths = [a * b for sizes, _ in CASES for a, b in zip(sizes[:-1], sizes[1:])]
     assert min(widths) < BLAS_MIN_WEIGHTS <= max(widths)
 

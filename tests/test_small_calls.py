@@ -22,7 +22,7 @@ def _general(net, X, Y, lam, want_gradient):
     """The general kernel (chunks of CHUNK rows, the network's workspace)."""
     grad = np.empty(net.n_params if want_gradient else 0, net.dtype)
     J = K.cost_and_gradient_kernel(
-        net.theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code, X, Y,
+        net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y,
         net.dtype.type(lam), _NO_SPARSITY[net.dtype.type], want_gradient, X.shape[0], CHUNK,
         MAX_SLOTS, False, net._new_workspace(1), grad)
     return J, grad
@@ -38,7 +38,7 @@ def test_small_kernel_is_the_general_kernel_to_the_bit(layers, loss, m, dtype):
         J, grad = _general(net, X, Y, 1e-3, want_gradient)
         small = np.empty(net.n_params if want_gradient else 0, net.dtype)
         code, J_small = K.small_batch_kernel(
-            net.theta, net._sizes, net._activation_codes, net._use_blas, net._loss_code, X, Y,
+            net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y,
             net.dtype.type(1e-3), _NO_SPARSITY[net.dtype.type], want_gradient, True, small)
         assert code == 0
         assert J_small == J
@@ -99,9 +99,11 @@ def test_small_products_leave_openblas_alone_and_big_ones_pin_it():
         pytest.skip("only OpenBLAS's thresholds are known")
     assert not _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE - 1)
     assert _threads.blas_may_thread(_threads.OPENBLAS_SERIAL_SIZE)  # gemv's bound is strict
-    net = fastbp.Network([64, 25, 64])
-    assert not _threads.blas_may_thread(1 * net._blas_weights)   # one example: 1,600
-    assert _threads.blas_may_thread(8 * net._blas_weights)       # eight: 12,800
+    # 64-25-64's layers make their products in the SIMD tiles: no BLAS call to pin.
+    assert not fastbp.Network([64, 25, 64])._any_blas
+    net = fastbp.Network([784, 256, 10])                          # 784→256 on BLAS
+    assert net._blas_weights == 784 * 256
+    assert _threads.blas_may_thread(1 * net._blas_weights)       # even one example
 
 
 def test_pinning_restores_every_blas_library():
@@ -124,7 +126,7 @@ def test_small_predict_is_the_general_predict_to_the_bit(layers, loss, m, dtype)
     net = net_for(layers, dtype=dtype, loss=loss)
     X, _ = make_data(layers, m, dtype=dtype, loss=loss)
     general = np.empty((m, layers[-1]), dtype)
-    K.predict_kernel(net.theta, net._sizes, net._activation_codes, net._use_blas, X, CHUNK,
+    K.predict_kernel(net.theta, net._sizes, net._activation_codes, net._products, X, CHUNK,
                      MAX_SLOTS, False, general)
     np.testing.assert_array_equal(net.predict(X), general)
 

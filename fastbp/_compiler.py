@@ -111,10 +111,20 @@ BLAS_MIN_ROWS = 4
 #: :mod:`fastbp._simd`.
 LOOPS, BLAS, SIMD = 0, 1, 2
 
-#: Layers with BLAS_MIN_WEIGHTS … SIMD_MAX_WEIGHTS weights use the SIMD
-#: tiles, wider ones BLAS. Measured on 2 cores, one thread, 256-row chunks
-#: (``python asv_bench/kernel_choices.py --simd``): TODO
-SIMD_MAX_WEIGHTS = 16384
+#: Layers with BLAS_MIN_WEIGHTS … SIMD_MAX_WEIGHTS weights make their
+#: products in the SIMD tiles, wider ones with BLAS — except that on chunks of
+#: SIMD_WIDE_ROWS rows or more (the full batch's 256-row chunks), SIMD layers
+#: of more than SIMD_MAX_WEIGHTS_WIDE weights use BLAS too: OpenBLAS's
+#: cache blocking pays on long products, the tiles' registers on short ones.
+#: Measured on 2 cores, one thread (``python asv_bench/kernel_choices.py
+#: --simd``, a layer's three products, BLAS time / tiles time): on 256 rows
+#: 1.35–2.17× for 64–2,560 weights (8→8, 25→64, 64→25, 256→10, 10→256;
+#: float32 10→256 0.90×), 0.73–0.90× at 100→100, 0.41–0.82× from 16,384
+#: weights up; on 32 rows 1.32–2.73× up to 100→100 in both dtypes, and from
+#: 16,384 weights up only in float32 (float64 0.79–0.99×).
+SIMD_MAX_WEIGHTS = 10_000
+SIMD_WIDE_ROWS = 128
+SIMD_MAX_WEIGHTS_WIDE = 4096
 
 #: Chunks of fewer rows run a SIMD layer's products in the explicit loops.
 SIMD_MIN_ROWS = 4

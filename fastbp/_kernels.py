@@ -44,7 +44,8 @@ arithmetic is never promoted to float64.
 import numpy as np
 from numba import prange
 
-from ._compiler import BLAS, BLAS_MIN_ROWS, SIMD, SIMD_MIN_ROWS, kernel
+from ._compiler import (BLAS_MIN_ROWS, LOOPS, SIMD, SIMD_MAX_WEIGHTS_WIDE, SIMD_MIN_ROWS,
+                        SIMD_WIDE_ROWS, kernel)
 from ._blas import gemm_accumulate
 from ._simd import simd_accumulate, simd_forward, simd_residual, transpose_into
 from ._exp import exp
@@ -97,9 +98,9 @@ def transposed_weights(theta, sizes, products, rows):
     """θ_t: a vector laid out like θ in which every SIMD layer's W^(l) is
     stored transposed, (s_l, s_{l+1}) row-major — the packed Wᵀ that
     :func:`fastbp._simd.simd_forward` reads along output units. Made once
-    per call (per mini-batch in SGD) and shared by every slot; only when a
-    chunk has ``rows`` ≥ SIMD_MIN_ROWS, below which the SIMD layers run the
-    loops (the other entries are never read)."""
+    per call (per mini-batch in SGD) and shared by every slot, when the
+    call's largest chunk has ``rows`` ≥ SIMD_MIN_ROWS (on fewer rows every
+    layer runs the loops); the other entries are never read."""
     theta_t = np.empty_like(theta)
     transpose_weights_into(theta, sizes, products, rows, theta_t)
     return theta_t
@@ -224,6 +225,25 @@ def scale_by_derivative(delta, a, activation):
 # --------------------------------------------------------------------------
 # The four steps
 # --------------------------------------------------------------------------
+#: How a chunk's products are made (:func:`product_path`).
+BY_LOOPS, BY_TILES, BY_BLAS = 0, 1, 2
+
+
+@kernel()
+def product_path(product, rows, W):
+    """BY_TILES, BY_BLAS or BY_LOOPS for a layer with weights W, product code
+    ``product`` (fastbp._compiler: LOOPS, SIMD, BLAS) and a chunk of ``rows``
+    rows: SIMD layers use the tiles, but BLAS on chunks of SIMD_WIDE_ROWS
+    rows or more when wider than SIMD_MAX_WEIGHTS_WIDE weights; every layer
+    runs the loops on chunks of fewer than 4 rows. The rows of a chunk depend
+    on m only, so the choice never depends on the thread count."""
+    if product == LOOPS:
+        return BY_LOOPS
+    if product == SIMD and (rows < SIMD_WIDE_ROWS or W.size <= SIMD_MAX_WEIGHTS_WIDE):
+        return BY_TILES if rows >= SIMD_MIN_ROWS else BY_LOOPS
+    return BY_BLAS if rows >= BLAS_MIN_ROWS else BY_LOOPS
+
+
 #: From this many rows on (a full chunk), an explicit-loop layer (fewer than
 #: BLAS_MIN_WEIGHTS weights) makes its forward product when it widens, and its
 #: residual product always, one output unit at a time over a transposed copy
@@ -279,9 +299,10 @@ def forward_layer(a_prev, W, W_t, b, activation, product, a):
     """
     rows, n_out = a.shape
     n_in = a_prev.shape[1]
-    if product == SIMD and rows >= SIMD_MIN_ROWS:
+    path = product_path(product, rows, W)
+    if path == BY_TILES:
         simd_forward(a_prev, W, W_t, a)
-    elif product == BLAS and rows >= BLAS_MIN_ROWS:
+    elif path == BY_BLAS:
         np.dot(a_prev, W.T, a)
     elif rows >= COLUMNS_MIN_ROWS and n_in < n_out:
         product_by_columns(a_prev, W, False, a)
@@ -401,9 +422,10 @@ def hidden_residual(delta_next, W, W_t, a, activation, product, sparsity_delta, 
     rows, n = delta.shape
     n_next = delta_next.shape[1]
     zero = a.dtype.type(0)
-    if product == SIMD and rows >= SIMD_MIN_ROWS:
+    path = product_path(product, rows, W)
+    if path == BY_TILES:
         simd_residual(delta_next, W, W_t, delta)
-    elif product == BLAS and rows >= BLAS_MIN_ROWS:
+    elif path == BY_BLAS:
         np.dot(delta_next, W, delta)
     elif rows >= COLUMNS_MIN_ROWS:
         product_by_columns(delta_next, W, True, delta)
@@ -431,9 +453,10 @@ def accumulate(delta_next, a_prev, product, dW, db):
     """
     rows, n_out = delta_next.shape
     n_in = a_prev.shape[1]
-    if product == SIMD and rows >= SIMD_MIN_ROWS:
+    path = product_path(product, rows, dW)
+    if path == BY_TILES:
         simd_accumulate(delta_next, a_prev, dW)
-    elif product == BLAS and rows >= BLAS_MIN_ROWS:
+    elif path == BY_BLAS:
         gemm_accumulate(delta_next, a_prev, dW)  # BLAS gemm with β = 1
     elif rows >= DOTS_MIN_ROWS:
         # A narrow layer (fewer than BLAS_MIN_WEIGHTS weights): one dot product
@@ -891,7 +914,7 @@ def mean_activation_rows(theta, sizes, activations, products, X, order, chunk, m
     slot_x = np.empty((n_slots, chunk * X.shape[1] if order.shape[0] > 0 else 0), dtype)
     W = weight_view(theta, sizes, 0)
     W_t = np.empty((sizes[0], sizes[1]), dtype)
-    if products[0] == SIMD:
+    if products[0] == SIMD and min(m, chunk) >= SIMD_MIN_ROWS:
         transpose_into(W, W_t)
     b = bias_view(theta, sizes, 0)
     if n_slots == 1 or not parallel:

@@ -12,7 +12,8 @@ import threading
 import numpy as np
 
 from . import _kernels as K
-from ._compiler import BLAS, BLAS_MIN_WEIGHTS, CHUNK, LOOPS, MAX_SLOTS, SIMD, SIMD_MAX_WEIGHTS
+from ._compiler import (BLAS, BLAS_MIN_WEIGHTS, CHUNK, LOOPS, MAX_SLOTS, SIMD, SIMD_MAX_WEIGHTS,
+                        SIMD_MAX_WEIGHTS_WIDE)
 from . import _threads
 from ._threads import blas_single_threaded
 from ._validation import (NOT_FINITE, all_finite, check_data, check_dtype, check_finite,
@@ -113,16 +114,19 @@ class Network:
             [_OUTPUT_ONLY[a] if a in _OUTPUT_ONLY else ACTIVATIONS[a] for a in self.activations],
             np.int64)
         # How each layer makes its products (fastbp._compiler: LOOPS, SIMD, BLAS).
-        self._products = np.array(
-            [LOOPS if s_in * s_out < BLAS_MIN_WEIGHTS else
-             SIMD if s_in * s_out <= SIMD_MAX_WEIGHTS else BLAS
-             for s_in, s_out in zip(self.layer_sizes[:-1], self.layer_sizes[1:])], np.int64)
-        self._any_blas = bool((self._products == BLAS).any())
-        # Weights of the widest BLAS layer: a chunk of r rows makes BLAS
-        # products of at most r times this many multiply-adds.
-        self._blas_weights = max((s_in * s_out for s_in, s_out, blas in zip(
-            self.layer_sizes[:-1], self.layer_sizes[1:], self._products) if blas == BLAS),
-            default=0)
+        weights = [s_in * s_out for s_in, s_out in zip(self.layer_sizes[:-1],
+                                                         self.layer_sizes[1:])]
+        self._products = np.array([LOOPS if w < BLAS_MIN_WEIGHTS else
+                                   SIMD if w <= SIMD_MAX_WEIGHTS else BLAS for w in weights],
+                                  np.int64)
+        # Layers that may call BLAS (SIMD layers above SIMD_MAX_WEIGHTS_WIDE
+        # do on full chunks), and the weights of the widest: a chunk of r rows
+        # makes BLAS products of at most r times this many multiply-adds.
+        self._layer_blas = [code == BLAS or (code == SIMD and w > SIMD_MAX_WEIGHTS_WIDE)
+                            for w, code in zip(weights, self._products)]
+        self._any_blas = any(self._layer_blas)
+        self._blas_weights = max((w for w, blas in zip(weights, self._layer_blas) if blas),
+                                 default=0)
         self._n_params = sum(s_out * (s_in + 1) for s_in, s_out in zip(
             self.layer_sizes[:-1], self.layer_sizes[1:]))
         # Floating-point operations of one example's forward pass, 2 Σ_l s_l s_{l+1}:
@@ -482,7 +486,7 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._products, X, CHUNK, MAX_SLOTS,
                 rho_hat)
         threads = _threads.plan(2 * self.layer_sizes[0] * self.layer_sizes[1] * X.shape[0])
-        with self._pin_blas(X.shape[0], self._products[0] == BLAS):
+        with self._pin_blas(X.shape[0], self._layer_blas[0]):
             if threads:
                 with _threads.parallel_region(threads):
                     K.mean_activation_kernel(*args[:-1], True, rho_hat)

@@ -107,3 +107,21 @@ def test_results_do_not_depend_on_the_call():
     S.simd_accumulate(d, a, first)
     S.simd_accumulate(d, a, again)
     np.testing.assert_array_equal(first, again)
+
+
+def test_layers_and_chunks_get_the_documented_product_path():
+    import fastbp
+    from fastbp import _kernels as K
+    from fastbp._compiler import BLAS, LOOPS, SIMD
+    assert list(fastbp.Network([2, 8, 1])._products) == [LOOPS, LOOPS]        # < 64 weights
+    assert list(fastbp.Network([64, 25, 64])._products) == [SIMD, SIMD]
+    assert list(fastbp.Network([784, 256, 10])._products) == [BLAS, SIMD]     # 200,704 / 2,560
+    narrow, medium = np.zeros((25, 64)), np.zeros((70, 60))                   # 1,600 / 4,200
+    assert K.product_path(SIMD, 256, narrow) == K.BY_TILES
+    assert K.product_path(SIMD, 256, medium) == K.BY_BLAS                    # full chunk, wide
+    assert K.product_path(SIMD, 32, medium) == K.BY_TILES                    # SGD's batches
+    assert K.product_path(SIMD, 3, narrow) == K.BY_LOOPS                     # < 4 rows
+    assert K.product_path(BLAS, 256, narrow) == K.BY_BLAS
+    assert K.product_path(BLAS, 3, narrow) == K.BY_LOOPS
+    assert K.product_path(LOOPS, 256, narrow) == K.BY_LOOPS
+    assert fastbp.Network([60, 70, 3])._layer_blas == [True, False]

@@ -532,6 +532,7 @@ def split():
     from numba.extending import intrinsic
     from fastbp import _kernels as K
     from fastbp._simd import simd_forward
+    from fastbp._compiler import BLAS, SIMD
 
     @intrinsic
     def cycles(typingctx):
@@ -591,7 +592,7 @@ def split():
           "over m = 10,000; the first five are the matrix products, on BLAS or SIMD tiles)")
     with threadpool_limits(1, user_api="blas"):
         for dt in (np.float64, np.float32):
-          for product in (K.BLAS, K.SIMD):
+          for product in (BLAS, SIMD):
             for hidden in (25, 32):
                 for rows in (256, 32):
                     net = fastbp.Network((64, hidden, 64), dtype=dt)

@@ -72,8 +72,23 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   float64 9.5 vs 10.6 ms, one thread) — not adopted.
 * Register-blocked numba loops for ΔW (blocks of 1×8 to 4×16 outputs held
   in scalars; one-off): 2–7 GFLOP/s against OpenBLAS's 20–56 on the same
-  64 × 25 × 256 products. Beating OpenBLAS on these shapes needs explicit
-  SIMD micro-kernels (llvmlite vector IR, as libxsmm generates), not tried.
+  64 × 25 × 256 products. Beating OpenBLAS on these shapes needed explicit
+  SIMD micro-kernels: next bullet.
+* SIMD tiles (fastbp/_simd.py; section 12), adopted: an MR × NV block of
+  vector accumulators (4×3, 6×2 or 8×1 vectors of 8 float32 / 4 float64)
+  updated with llvm.fma, emitted as LLVM vector IR from a numba intrinsic
+  (first written as a standalone probe against OpenBLAS, then integrated).
+  A layer's three products, OpenBLAS time / tiles time, one thread: on 256
+  rows 1.35–2.17× for 64–2,560 weights (8→8, 25→64, 64→25, 256→10; float32
+  10→256 0.90×), 0.73–0.90× at 100→100, 0.41–0.82× from 16,384 weights up;
+  on 32 rows 1.32–2.73× up to 100→100 in both dtypes. Hence
+  ``SIMD_MAX_WEIGHTS`` = 10,000 and, on chunks of ≥ 128 rows,
+  ``SIMD_MAX_WEIGHTS_WIDE`` = 4,096 (fastbp/_compiler.py). Packing Wᵀ for
+  the forward product costs 0.5–0.7 µs per 1,600 weights, once per call
+  (per batch in SGD); a row-outer, 8×8-blocked or column-outer transpose
+  was no faster (one-off). The tiles on 2-8-1's narrow layers (one-off, 15
+  rounds alternating): 0–12 % faster, within this machine's noise, so
+  layers under 64 weights keep the loops.
 * Slots handed out dynamically (``numba.set_parallel_chunksize(1)``) and a
   software prefetch of the next chunk's X and Y rows (one-off): no change
   beyond noise at UFLDL m = 10,000.
@@ -84,9 +99,12 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   processes, 1.9–2.0 against 2.0–2.5 ns best and equal medians in float64,
   no gain in float32 — too little to change every sigmoid network's last
   bits, not adopted.
-* Where a chunk's time goes (section 10): the five BLAS products take
+* Where a chunk's time goes (section 10): the five BLAS products took
   77–85 % of a 64-25-64 chunk, on 256 rows and on SGD's 32 rows, in both
-  dtypes; the sigmoid, output residual and bias sums share the rest.
+  dtypes; with the SIMD tiles, 69–75 % of a chunk that takes 167–173 µs
+  instead of 214–263 (float64, 256 rows, two runs). Of the products, the
+  forward x·W1ᵀ is the slowest (27–31 µs against 19–21 for the residual
+  product of the same shape): it reads X from memory, the other from cache.
 * Chunk sizes 128–1,024 rows (section 9): no change beyond noise at the
   UFLDL and MNIST shapes.
 

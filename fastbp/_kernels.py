@@ -21,16 +21,25 @@ in slot order. Chunk and slot counts depend on m only, never on the number of
 threads, so the result is bit-identical for any thread count, and the working
 memory is O(slots × CHUNK × Σ widths + slots × parameters), never O(m × width).
 
-Layers whose weight matrix is wide do their three matrix products on the
-chunk with BLAS (``products[l]``): ``np.dot`` for z and δ, and gemm with β = 1
-(:func:`fastbp._blas.gemm_accumulate`) for ΔW += δᵀa, so nothing is copied.
-BLAS is held to one thread while these kernels run (see :mod:`fastbp._threads`),
-so every slot computes on its own core and the thread pools never fight.
-Everything else — bias, activation, residual products, bias sums — stays in
-the fused loops below. Narrow layers make their products in explicit loops
-whose order suits a few units: row by row, by columns over a transposed copy
-of the chunk (:func:`product_by_columns`, from ``COLUMNS_MIN_ROWS`` rows), or
-for ΔW as dot products over the rows (from ``DOTS_MIN_ROWS``).
+Each layer makes its three matrix products — z = W a, the residual product
+Wᵀδ and ΔW += δᵀa — in one of three ways (``products[l]``, chosen by the
+layer's weights in :mod:`fastbp.network`; :func:`product_path` per chunk):
+
+* SIMD layers (64 … SIMD_MAX_WEIGHTS weights) in the register-blocked tiles
+  of :mod:`fastbp._simd`; the forward product reads Wᵀ, packed once per call
+  into θ_t (:func:`transposed_weights`);
+* BLAS layers (wider): ``np.dot`` for z and δ, and gemm with β = 1
+  (:func:`fastbp._blas.gemm_accumulate`) for ΔW, so nothing is copied. BLAS
+  is held to one thread while these kernels run (see :mod:`fastbp._threads`),
+  so every slot computes on its own core and the thread pools never fight;
+* narrow layers (fewer weights), and every chunk of fewer than 4 rows, in
+  explicit loops whose order suits a few units: row by row, by columns over a
+  transposed copy of the chunk (:func:`product_by_columns`, from
+  ``COLUMNS_MIN_ROWS`` rows), or for ΔW as dot products over the rows (from
+  ``DOTS_MIN_ROWS``).
+
+Everything else — bias, activation, bias sums — stays in the fused loops
+below.
 
 Parameters live in one flat vector θ: for l = 1 … n_l−1, W^(l) (row-major,
 shape (s_{l+1}, s_l)) followed by b^(l). Kernels take θ, the layer sizes and

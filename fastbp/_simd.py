@@ -5,8 +5,10 @@ GFLOP/s in float64 on one core, against 41 for a large dgemm, and numba's
 own loops at 2–7 (``asv_bench/kernel_choices.py``). The tiles below keep an
 MR × NV block of vector accumulators in registers — the micro-kernel that
 BLAS libraries (and libxsmm, for small products) are built on — written as
-LLVM vector IR from a numba ``@intrinsic``, with ``llvm.fma`` on
-<W × float> (W = 8 lanes of float32 or 4 of float64: one AVX2 register).
+LLVM vector IR from a numba ``@intrinsic``, with ``llvm.fmuladd`` on
+<W × float> (W = 8 lanes of float32 or 4 of float64: one AVX2 register):
+a fused multiply-add where the CPU has one, a multiply and an add where it
+has not (``llvm.fma`` would call a slow software fma there).
 
 Every product of the engine is one shape of a single operation,
 
@@ -20,7 +22,7 @@ with B's rows contiguous along j and C's rows contiguous along j:
 
 :func:`tiled_product` covers the columns j < N − N mod W with tiles; the
 callers in :mod:`fastbp._kernels` compute the last N mod W columns in plain
-loops. Each C[i, j] is one fused multiply-add chain in the order
+loops. Each C[i, j] is one multiply-add chain in the order
 p = 0, 1, …, P−1, started from zero (then added to C when accumulating): the
 same bits for any thread count, and for any row block, since the block
 shapes depend on the operands' shapes only.
@@ -79,7 +81,7 @@ def _make_tile(MR, NV, accumulate):
             lp, bp, cp = l_arr.data, b_arr.data, c_arr.data
             fma = cgutils.get_or_insert_function(
                 builder.module, ir.FunctionType(vt, [vt, vt, vt]),
-                "llvm.fma.v%d%s" % (W, "f32" if W == 8 else "f64"))
+                "llvm.fmuladd.v%d%s" % (W, "f32" if W == 8 else "f64"))
             zero = ir.Constant(vt, [ir.Constant(ft, 0.0)] * W)
             splat_mask = ir.Constant(ir.VectorType(i32, W), [0] * W)
 

@@ -527,7 +527,7 @@ def chunk_sizes():
                                  2 * chunk * sum(sizes[1:]) + net.n_params), dt)
                 args = (net.theta, net._sizes, net._activation_codes, net._products,
                         net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, 10_000, chunk,
-                        MAX_SLOTS, fastbp.get_num_threads() > 1, work, grad)
+                        MAX_SLOTS, fastbp.get_num_threads(), work, grad)
 
                 def call():
                     with _threads.blas_single_threaded(), \

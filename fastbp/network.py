@@ -297,9 +297,9 @@ class Network:
             with self._pin_blas(m):
                 if threads:
                     with _threads.parallel_region(threads):
-                        J = K.cost_and_gradient_kernel(*args, True, workspace, grad)
+                        J = K.cost_and_gradient_kernel(*args, threads, workspace, grad)
                 else:
-                    J = K.cost_and_gradient_kernel(*args, False, workspace, grad)
+                    J = K.cost_and_gradient_kernel(*args, 0, workspace, grad)
         finally:
             if mine:
                 lock.release()

@@ -55,17 +55,17 @@ def test_results_do_not_depend_on_chunking(problem, chunk, max_slots):
     def work(chunk, slots):
         return np.empty((slots, 2 * chunk * sum(net.layer_sizes[1:]) + net.n_params), net.dtype)
 
-    J1 = K.cost_and_gradient_kernel(*args, 256, 16, True, work(256, 16), g_default)
-    J2 = K.cost_and_gradient_kernel(*args, chunk, max_slots, True, work(chunk, max_slots),
+    J1 = K.cost_and_gradient_kernel(*args, 256, 16, 2, work(256, 16), g_default)
+    J2 = K.cost_and_gradient_kernel(*args, chunk, max_slots, 2, work(chunk, max_slots),
                                     g_other)
     tol = 1e-12 if net.dtype == np.float64 else 2e-5
     assert J2 == pytest.approx(J1, rel=tol, abs=tol)
     scale = max(np.linalg.norm(g_default), 1e-30)
     assert np.linalg.norm(g_other - g_default) <= tol * scale * 10
     # and the same chunking twice, in parallel or serially, is bit-identical
-    for parallel in (True, False):
+    for threads in (2, 0):
         g_again = np.empty_like(g_other)
-        assert K.cost_and_gradient_kernel(*args, chunk, max_slots, parallel,
+        assert K.cost_and_gradient_kernel(*args, chunk, max_slots, threads,
                                           work(chunk, max_slots), g_again) == J2
         np.testing.assert_array_equal(g_again, g_other)
 

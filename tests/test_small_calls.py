@@ -24,7 +24,7 @@ def _general(net, X, Y, lam, want_gradient):
     J = K.cost_and_gradient_kernel(
         net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y,
         net.dtype.type(lam), _NO_SPARSITY[net.dtype.type], want_gradient, X.shape[0], CHUNK,
-        MAX_SLOTS, False, net._new_workspace(1), grad)
+        MAX_SLOTS, 0, net._new_workspace(1), grad)
     return J, grad
 
 

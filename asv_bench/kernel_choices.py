@@ -107,6 +107,25 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   product of the same shape): it reads X from memory, the other from cache.
 * Chunk sizes 128–1,024 rows (section 9): no change beyond noise at the
   UFLDL and MNIST shapes.
+* One scratch row per thread instead of one per slot (adopted; one-off A/B,
+  UFLDL m = 10,000 float64, three pairs of alternating processes): the 16
+  slots used to keep 16 × 364 KB of activations and residuals, each cold
+  when its slot started; now each thread runs a contiguous run of slots in
+  one row's scratch (every slot still sums into its own ΔW/Δb, so the bits
+  do not change). Two threads, best 4.28 / 4.67 / 3.67 ms against 4.70 /
+  4.57 / 4.00, medians 4.68 / 4.98 / 4.61 against 7.09 / 5.00 / 5.05; one
+  thread 6.86 / 8.67 / 6.63 against 7.12 / 8.53 / 7.10.
+* Two independent gradient calls on two Python threads (separate data and
+  buffers, UFLDL m = 5,120 float64; one-off): 5.25 ms for both against 3.56
+  for one, while a pure arithmetic loop scales 2.0×, and a forward tile
+  product over a 5 MB X 1.7× slower per thread when both threads stream
+  (0.047 → 0.080 s) against 1.2× on a cache-resident chunk. The two cores
+  of this VM share memory bandwidth and cache; this, not the slot layout,
+  is most of what two threads lose on UFLDL.
+* Row blocks of 24 or 48 rows for the forward tiles over a streaming X
+  (so each block's rows serve every column tile while in L1; one-off):
+  20.8 and 19.8 against 20.2 µs per 256-row chunk (float64), 9.8 / 9.7
+  against 9.6 (float32) — no gain, not adopted.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """

@@ -79,16 +79,22 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   updated with llvm.fma, emitted as LLVM vector IR from a numba intrinsic
   (first written as a standalone probe against OpenBLAS, then integrated).
   A layer's three products, OpenBLAS time / tiles time, one thread: on 256
-  rows 1.35–2.17× for 64–2,560 weights (8→8, 25→64, 64→25, 256→10; float32
-  10→256 0.90×), 0.73–0.90× at 100→100, 0.41–0.82× from 16,384 weights up;
-  on 32 rows 1.32–2.73× up to 100→100 in both dtypes. Hence
+  rows 1.28–2.17× for 64–2,560 weights (8→8, 25→64, 64→25, 256→10;
+  float32 10→256 0.90×), 0.73–0.90× at 100→100, 0.41–0.82× from 16,384
+  weights up; on 32 rows 1.32–2.73× up to 100→100 in both dtypes. Hence
   ``SIMD_MAX_WEIGHTS`` = 10,000 and, on chunks of ≥ 128 rows,
   ``SIMD_MAX_WEIGHTS_WIDE`` = 4,096 (fastbp/_compiler.py). Packing Wᵀ for
   the forward product costs 0.5–0.7 µs per 1,600 weights, once per call
-  (per batch in SGD); a row-outer, 8×8-blocked or column-outer transpose
-  was no faster (one-off). The tiles on 2-8-1's narrow layers (one-off, 15
+  (per batch in SGD); a column-outer or 8×8-blocked transpose was no
+  faster there (one-off, 25×64 and 64×25: 0.51–0.81 and 1.44–1.72 µs
+  against 0.50–0.54; at 100×100 column-outer was 5–7 % faster). The tiles on 2-8-1's narrow layers (one-off, 15
   rounds alternating): 0–12 % faster, within this machine's noise, so
   layers under 64 weights keep the loops.
+* The bias added inside the sigmoid's loop (one 2-D pass instead of a
+  bias pass and a flat sigmoid pass; one-off): slower, 2.4–2.6 against
+  1.7–1.8 ns per value in float64 and 0.8–1.5 against 0.8–0.9 in float32
+  (the flat loop vectorises better). The sigmoid alone: 1.5–1.6 ns per
+  value in float64, 0.63–0.66 in float32.
 * Slots handed out dynamically (``numba.set_parallel_chunksize(1)``) and a
   software prefetch of the next chunk's X and Y rows (one-off): no change
   beyond noise at UFLDL m = 10,000.

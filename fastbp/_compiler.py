@@ -118,10 +118,11 @@ LOOPS, BLAS, SIMD = 0, 1, 2
 #: cache blocking pays on long products, the tiles' registers on short ones.
 #: Measured on 2 cores, one thread (``python asv_bench/kernel_choices.py
 #: --simd``, a layer's three products, BLAS time / tiles time): on 256 rows
-#: 1.35–2.17× for 64–2,560 weights (8→8, 25→64, 64→25, 256→10, 10→256;
-#: float32 10→256 0.90×), 0.73–0.90× at 100→100, 0.41–0.82× from 16,384
-#: weights up; on 32 rows 1.32–2.73× up to 100→100 in both dtypes, and from
-#: 16,384 weights up only in float32 (float64 0.79–0.99×).
+#: 1.28–2.17× for 64–2,560 weights (8→8, 25→64, 64→25, 256→10, and
+#: float64 10→256; float32 10→256 0.90×), 0.73–0.90× at 100→100,
+#: 0.41–0.82× from 16,384 weights up; on 32 rows 1.32–2.73× up to 100→100
+#: in both dtypes, and from 16,384 weights up 0.95–1.98× in float32 but
+#: 0.51–1.28× in float64.
 SIMD_MAX_WEIGHTS = 10_000
 SIMD_WIDE_ROWS = 128
 SIMD_MAX_WEIGHTS_WIDE = 4096

@@ -22,10 +22,12 @@ with B's rows contiguous along j and C's rows contiguous along j:
 
 :func:`tiled_product` covers the columns j < N − N mod W with tiles; the
 callers in :mod:`fastbp._kernels` compute the last N mod W columns in plain
-loops. Each C[i, j] is one multiply-add chain in the order
-p = 0, 1, …, P−1, started from zero (then added to C when accumulating): the
-same bits for any thread count, and for any row block, since the block
-shapes depend on the operands' shapes only.
+loops. Each C[i, j] of a tile is one multiply-add chain in the order
+p = 0, 1, …, P−1, started from zero (then added to C when accumulating;
+:func:`simd_accumulate` adds one such chain per panel of PANEL_ROWS rows,
+and sums its tail columns over all rows before adding): deterministic, the
+same bits for any thread count, since every choice depends on the
+operands' shapes only.
 
 The vector types are generic LLVM IR: on a machine without AVX2 LLVM splits
 them into what the target has (slower, the same numbers).

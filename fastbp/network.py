@@ -216,6 +216,10 @@ class Network:
         self.__dict__.update(state)
         if "_n_params" not in state:  # pickled by an older fastbp
             self.__dict__.pop("_layout", None)  # its layout format differs
+        if "_n_params" not in state or "_products" not in state:
+            # Kernel choices as this release makes them (the release before
+            # the SIMD tiles pickled a per-layer use_blas flag instead).
+            self.__dict__.pop("_use_blas", None)
             self._setup(self.layer_sizes, self.activations, self.dtype, self.loss)
         self._theta = np.array(self._theta, dtype=self.dtype, order="C")  # own, writable
         self.weights, self.biases = self.unflatten(self._theta)

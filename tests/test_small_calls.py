@@ -179,3 +179,31 @@ def test_a_network_pickled_by_the_previous_release_loads():
         again = pickle.loads(pickle.dumps(old))
         assert again.cost(X, Y, 1e-3) == net.cost(X, Y, 1e-3)
         assert "_layout" not in old.__getstate__()
+
+
+def test_a_network_pickled_before_the_simd_tiles_loads():
+    """The release before the SIMD tiles pickled a per-layer ``_use_blas``
+    flag instead of the product codes; such a state must load and compute
+    with this release's choices."""
+    import pickle
+    for layers in ([3, 4, 1], [64, 25, 64], [784, 256, 10]):
+        net = net_for(layers)
+        X, Y = make_data(layers, 300)
+        state = net.__getstate__()
+        for key in ("_products", "_layer_blas"):
+            del state[key]
+        state["_use_blas"] = np.array([a * b >= 64 for a, b in zip(layers[:-1], layers[1:])])
+        state["_any_blas"] = bool(state["_use_blas"].any())
+        old = fastbp.Network.__new__(fastbp.Network)
+        old.__setstate__(pickle.loads(pickle.dumps(state)))
+        assert "_use_blas" not in old.__dict__
+        np.testing.assert_array_equal(old._products, net._products)
+        assert old._layer_blas == net._layer_blas and old._any_blas == net._any_blas
+        assert old.cost(X, Y, 1e-3) == net.cost(X, Y, 1e-3)
+        J, gW, gb = old.cost_and_gradient(X, Y)
+        J_new, gW_new, gb_new = net.cost_and_gradient(X, Y)
+        assert J == J_new
+        for a, b in zip(gW + gb, gW_new + gb_new):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(old.mean_hidden_activation(X),
+                                      net.mean_hidden_activation(X))

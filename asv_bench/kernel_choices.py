@@ -128,6 +128,16 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   (0.047 → 0.080 s) against 1.2× on a cache-resident chunk. The two cores
   of this VM share memory bandwidth and cache; this, not the slot layout,
   is most of what two threads lose on UFLDL.
+* SGD epochs with one part using that part's buffer as the batch gradient
+  (skipping one copy of θ-sized data per batch; one-off, three pairs of
+  alternating processes, UFLDL b = 32): the epoch kernel's time beyond its
+  chunks' went from 1.27–1.35 ms to 0.58–1.46 — within the noise, not
+  adopted.
+* An autoencoder's Y scanned for NaN only once when it is X (one-off,
+  cProfile of ``train``, SGD epoch on 10,000 × 64 float64): 0.38 against
+  0.36 ms per call — the second scan reads what the first just brought
+  into cache; the cost is streaming X from memory once (~4 % of the
+  epoch). Not adopted.
 * Row blocks of 24 or 48 rows for the forward tiles over a streaming X
   (so each block's rows serve every column tile while in L1; one-off):
   20.8 and 19.8 against 20.2 µs per 256-row chunk (float64), 9.8 / 9.7

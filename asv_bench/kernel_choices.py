@@ -87,9 +87,10 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   the forward product costs 0.5–0.7 µs per 1,600 weights, once per call
   (per batch in SGD); a column-outer or 8×8-blocked transpose was no
   faster there (one-off, 25×64 and 64×25: 0.51–0.81 and 1.44–1.72 µs
-  against 0.50–0.54; at 100×100 column-outer was 5–7 % faster). The tiles on 2-8-1's narrow layers (one-off, 15
-  rounds alternating): 0–12 % faster, within this machine's noise, so
-  layers under 64 weights keep the loops.
+  against 0.50–0.54; at 100×100 column-outer was 5–7 % faster). The tiles
+  on 2-8-1's narrow layers (one-off, 15 rounds alternating): 0–12 %
+  faster, within this machine's noise, so layers under 64 weights keep the
+  loops.
 * The bias added inside the sigmoid's loop (one 2-D pass instead of a
   bias pass and a flat sigmoid pass; one-off): slower, 2.4–2.6 against
   1.7–1.8 ns per value in float64 and 0.8–1.5 against 0.8–0.9 in float32

@@ -640,9 +640,9 @@ def gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, product
                              want_gradient, gathered)[2]
     for p in range(slot_grad.shape[0]):
         slot_grad[p] = theta.dtype.type(0)
-    return cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, loss,
-                                  X, Y, order, sparsity_delta, want_gradient, acts, deltas,
-                                  xb, yb, slot_grad)
+    return cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations,
+                                  products, loss, X, Y, order, sparsity_delta, want_gradient,
+                                  acts, deltas, xb, yb, slot_grad)
 
 
 @kernel(parallel=True)
@@ -720,9 +720,9 @@ def one_slot_rows(theta, sizes, activations, products, loss, X, Y, order, weight
         workspace[0], work_size(sizes, chunk), theta.shape[0], chunk, X.shape[1], Y.shape[1],
         False, order.shape[0] > 0)
     theta_t = transposed_weights(theta, sizes, products, n_examples(X, order))
-    data_cost = cost_and_gradient_slot(0, 1, chunk, theta, theta_t, sizes, activations, products, loss,
-                                       X, Y, order, sparsity_delta, want_gradient, acts,
-                                       deltas, xb, yb, grad)
+    data_cost = cost_and_gradient_slot(0, 1, chunk, theta, theta_t, sizes, activations,
+                                       products, loss, X, Y, order, sparsity_delta,
+                                       want_gradient, acts, deltas, xb, yb, grad)
     return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
                                     want_gradient, grad)
 
@@ -865,12 +865,12 @@ def small_predict_kernel(theta, sizes, activations, products, X, out):
 
 
 @kernel(parallel=True)
-def predict_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, X, slot_acts,
-                           out):
+def predict_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, X,
+                           slot_acts, out):
     """:func:`predict_slot` for every slot, one slot per thread."""
     for s in prange(n_slots):
-        predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X, slot_acts[s],
-                     out)
+        predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X,
+                     slot_acts[s], out)
 
 
 @kernel()
@@ -1082,9 +1082,9 @@ def minibatch_epoch_kernel(theta, sizes, activations, products, loss, X, Y, orde
 
 
 @kernel(parallel=True)
-def minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss, X, Y, order,
-                             shuffled, first, size, capacity, acts, deltas, xb, yb, part_grad,
-                             part_cost):
+def minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss, X, Y,
+                             order, shuffled, first, size, capacity, acts, deltas, xb, yb,
+                             part_grad, part_cost):
     """The BATCH_PARTS parts of one batch, one per thread."""
     for p in prange(n_parts):
         part_cost[p] = minibatch_part(
@@ -1143,9 +1143,9 @@ def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuf
                     first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
                     acts[p], deltas[p], xb[p], yb[p], part_grad[p])
         else:
-            minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss, X, Y,
-                                     order, shuffled, first, size, capacity, acts, deltas, xb,
-                                     yb, part_grad, part_cost)
+            minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss,
+                                     X, Y, order, shuffled, first, size, capacity, acts, deltas,
+                                     xb, yb, part_grad, part_cost)
         cost = zero
         for p in range(n_parts):
             cost += part_cost[p]

@@ -209,33 +209,33 @@ def transpose_into(W, W_t):
 
 
 @kernel()
+def tiled_rows_product(x, B, B_t, out):
+    """out = x B for row-major x (rows, P), B (P, N), with B_t = Bᵀ (N, P):
+    the tiles for whole vectors of columns, then each remaining column as a
+    dot product of a row of x with a (contiguous) row of B_t."""
+    rows, n = out.shape
+    p = x.shape[1]
+    done = tiled_product(x, B, out, rows, n, p, p, 1, False)
+    for r in range(rows):
+        for i in range(done, n):
+            total = out.dtype.type(0)
+            for j in range(p):
+                total += B_t[i, j] * x[r, j]
+            out[r, i] = total
+
+
+@kernel()
 def simd_forward(a_prev, W, W_t, z):
     """z_ri = Σ_j W_ij a_rj (step 1's product; ``W_t`` is Wᵀ packed).
     a_prev : (rows, s_l)   W : (s_{l+1}, s_l)   W_t : (s_l, s_{l+1})   z : (rows, s_{l+1})"""
-    rows, n_out = z.shape
-    n_in = a_prev.shape[1]
-    done = tiled_product(a_prev, W_t, z, rows, n_out, n_in, n_in, 1, False)
-    for r in range(rows):
-        for i in range(done, n_out):
-            total = z.dtype.type(0)
-            for j in range(n_in):
-                total += W[i, j] * a_prev[r, j]
-            z[r, i] = total
+    tiled_rows_product(a_prev, W_t, W, z)
 
 
 @kernel()
 def simd_residual(delta_next, W, W_t, delta):
     """delta_ri = Σ_j W_ji δ'_rj (step 3's product, before f'; ``W_t`` is Wᵀ).
     delta_next : (rows, s_{l+1})   W : (s_{l+1}, s_l)   delta : (rows, s_l)"""
-    rows, n = delta.shape
-    n_next = delta_next.shape[1]
-    done = tiled_product(delta_next, W, delta, rows, n, n_next, n_next, 1, False)
-    for r in range(rows):
-        for i in range(done, n):
-            total = delta.dtype.type(0)
-            for j in range(n_next):
-                total += W_t[i, j] * delta_next[r, j]
-            delta[r, i] = total
+    tiled_rows_product(delta_next, W, W_t, delta)
 
 
 #: Rows of the chunk per pass of :func:`simd_accumulate`: a panel of δ and a

@@ -30,6 +30,15 @@
 12. ``--simd``: each product of a layer on OpenBLAS against the SIMD tiles
     of fastbp/_simd.py, by layer shape, on 256 and 32 rows (one thread) —
     the measurement behind ``SIMD_MAX_WEIGHTS``.
+13. ``--scaling``: what the public calls cost beyond their compiled
+    kernels, and what two threads gain: the UFLDL gradient kernel on one
+    and two threads; two independent gradient calls on two Python threads
+    against one; an SGD epoch's kernel against its batches' chunks alone
+    and against ``train``; 2-8-1 at m = 256, ``cost_and_gradient`` against
+    its compiled call. Run it with PYTHONPATH at an older checkout to
+    compare releases (from this release on).
+14. ``--first``: a new process's first 64-25-64 gradient with an empty
+    numba cache (the first compile) and then with the cache it left.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -123,8 +132,8 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   4.57 / 4.00, medians 4.68 / 4.98 / 4.61 against 7.09 / 5.00 / 5.05; one
   thread 6.86 / 8.67 / 6.63 against 7.12 / 8.53 / 7.10.
 * Two independent gradient calls on two Python threads (separate data and
-  buffers, UFLDL m = 5,120 float64; one-off): 5.25 ms for both against 3.56
-  for one, while a pure arithmetic loop scales 2.0×, and a forward tile
+  buffers, UFLDL m = 5,120; section 13): 5.25–5.27 ms for both against
+  3.47–3.56 for one in float64 (2.67 against 1.58 in float32), while a pure arithmetic loop scales 2.0×, and a forward tile
   product over a 5 MB X 1.7× slower per thread when both threads stream
   (0.047 → 0.080 s) against 1.2× on a cache-resident chunk. The two cores
   of this VM share memory bandwidth and cache; this, not the slot layout,
@@ -756,6 +765,133 @@ def simd():
                           flush=True)
 
 
+def _best_median(fns, rounds, number=1):
+    """{name: (best, median)} in ms per call, the calls interleaved."""
+    for f in fns.values():
+        f()
+    times = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, f in fns.items():
+            t = time.perf_counter()
+            for _ in range(number):
+                f()
+            times[k].append((time.perf_counter() - t) / number * 1e3)
+    return {k: (min(v), float(np.median(v))) for k, v in times.items()}
+
+
+def _show(label, res, unit="ms", scale=1.0):
+    print(f"   {label}: " + "  ".join(f"{k} {b * scale:.2f} / {m * scale:.2f}"
+                                        for k, (b, m) in res.items()) + f" {unit}", flush=True)
+
+
+def scaling():
+    """Section 13 (best / median over interleaved rounds)."""
+    import threading
+    from fastbp import _kernels as K, _threads
+    from fastbp._compiler import CHUNK, MAX_SLOTS
+
+    @njit
+    def sgd_chunks(theta, theta_t, sizes, activations, products, X, acts, deltas, grad):
+        """backprop_chunk over X's consecutive 32-row batches, with nothing
+        else of an SGD epoch (no update, no Wᵀ packing)."""
+        no_sparsity = np.empty(0, theta.dtype)
+        cost = theta.dtype.type(0)
+        for start in range(0, X.shape[0] - 31, 32):
+            x = K.data_rows(X, start, 32)
+            cost += K.backprop_chunk(theta, theta_t, sizes, activations, products, 0, x, x,
+                                     no_sparsity, acts, deltas, 32, grad)
+        return cost
+
+    print(f"13. calls against their kernels, and two threads against one (best / median; fastbp "
+          f"from {os.path.dirname(fastbp.__file__)})")
+    rng = np.random.default_rng(0)
+    for dt in (np.float64, np.float32):
+        name = np.dtype(dt).name
+        net = fastbp.Network([64, 25, 64], dtype=dt, seed=0)
+        grad = np.empty(net.n_params, dt)
+
+        def kernel(X, threads, ws, g=grad, net=net):
+            args = (net.theta, net._sizes, net._activation_codes, net._products, net._loss_code,
+                    X, X, dt(1e-4), np.empty(0, dt), True, X.shape[0], CHUNK, MAX_SLOTS)
+            if threads:
+                with _threads.parallel_region(threads):
+                    return K.cost_and_gradient_kernel(*args, threads, ws, g)
+            return K.cost_and_gradient_kernel(*args, 0, ws, g)
+
+        X = rng.random((10_000, 64)).astype(dt)
+        ws = net._new_workspace(MAX_SLOTS)
+        _show(f"{name} UFLDL m = 10,000 gradient", _best_median({
+            "kernel, 1 thread": lambda: kernel(X, 0, ws),
+            "kernel, 2 threads": lambda: kernel(X, 2, ws),
+            "cost_and_gradient": lambda: net.cost_and_gradient(X, X, 1e-4)}, 30))
+
+        # Two independent calls (own data, buffers, θ) on two Python threads.
+        half = [rng.random((5_120, 64)).astype(dt) for _ in range(2)]
+        bufs = [(net._new_workspace(MAX_SLOTS), np.empty(net.n_params, dt)) for _ in range(2)]
+
+        def both():
+            ts = [threading.Thread(target=kernel, args=(half[i], 0, bufs[i][0], bufs[i][1]))
+                  for i in range(2)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        _show(f"{name} UFLDL m = 5,120 serial kernel", _best_median({
+            "one call": lambda: kernel(half[0], 0, *bufs[0]), "two calls on two threads": both},
+            20))
+
+        order = np.arange(10_000)
+        state, step = np.zeros((2, net.n_params), dt), np.zeros(1, np.int64)
+        epoch = (net.theta, net._sizes, net._activation_codes, net._products, net._loss_code,
+                 X, X, order, False, 32, 1, dt(1e-4), CHUNK, K.PLAIN, dt(0.01), dt(0), dt(0.9),
+                 dt(0.999), dt(1e-8), state, step, False)
+        theta_t = K.transposed_weights(net.theta, net._sizes, net._products, 32)
+        acts = np.empty(K.work_size(net._sizes, 32), dt)
+        deltas = np.empty_like(acts)
+        _show(f"{name} SGD epoch b = 32", _best_median({
+            "train": lambda: fastbp.train(net, X, X, optimizer="sgd", batch_size=32, iterations=1,
+                                          shuffle=False, weight_decay=1e-4, learning_rate=0.01),
+            "epoch kernel": lambda: K.minibatch_epoch_kernel(*epoch),
+            "its chunks alone": lambda: sgd_chunks(net.theta, theta_t, net._sizes,
+                                                    net._activation_codes, net._products, X,
+                                                    acts, deltas, grad)}, 12))
+
+        tiny = fastbp.Network([2, 8, 1], dtype=dt, seed=0)
+        Xt, Yt = rng.uniform(size=(256, 2)).astype(dt), rng.uniform(size=(256, 1)).astype(dt)
+        gt = np.empty(tiny.n_params, dt)
+        small = (tiny.theta, tiny._sizes, tiny._activation_codes, tiny._products,
+                 tiny._loss_code, Xt, Yt, dt(1e-4), np.empty(0, dt), True, True, gt)
+        _show(f"{name} 2-8-1 m = 256", _best_median({
+            "cost_and_gradient": lambda: tiny.cost_and_gradient(Xt, Yt, 1e-4),
+            "small_batch_kernel": lambda: K.small_batch_kernel(*small)}, 20, number=500),
+            unit="us", scale=1e3)
+
+
+_FIRST = """
+import time; t0 = time.perf_counter()
+import numpy as np, fastbp
+X = np.random.default_rng(0).random((1000, 64))
+fastbp.Network([64, 25, 64], seed=0).cost_and_gradient(X, X)
+t1 = time.perf_counter()
+fastbp.Network([37, 13, 5, 3], seed=0).cost_and_gradient(X[:, :37], X[:, :3])
+print(f"{t1 - t0:.2f} {time.perf_counter() - t1:.3f}")
+"""
+
+
+def first():
+    """Section 14: new processes, an empty numba cache, then a warm one."""
+    import subprocess
+    import tempfile
+    print("14. a new process's first 64-25-64 gradient (s), and then a 37-13-5-3 one")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty cache", "warm cache", "warm cache"):
+            out = subprocess.run([sys.executable, "-c", _FIRST], env=env, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            print(f"   {label:11s} first gradient {out[0]} s, new architecture after it "
+                  f"{out[1]} s", flush=True)
+
+
 def narrow():
     """Section 11: the 2-8-1 gradient end to end (``cost_and_gradient``, best
     and median of 25 rounds), m = 256 (one chunk) and m = 10,000. Run it with
@@ -782,32 +918,11 @@ def narrow():
                   flush=True)
 
 
+SECTIONS = {"--simd": simd, "--narrow": narrow, "--split": split, "--loop-orders": loop_orders,
+            "--chunk": chunk_sizes, "--threshold": threshold, "--rows": rows,
+            "--overhead": overhead, "--scaling": scaling, "--first": first}
+
 if __name__ == "__main__":
-    if "--simd" in sys.argv[1:]:
-        simd()
-        sys.exit(0)
-    if "--narrow" in sys.argv[1:]:
-        narrow()
-        sys.exit(0)
-    if "--split" in sys.argv[1:]:
-        split()
-        sys.exit(0)
-    if "--loop-orders" in sys.argv[1:]:
-        loop_orders()
-        sys.exit(0)
-    if "--chunk" in sys.argv[1:]:
-        chunk_sizes()
-        sys.exit(0)
-    if "--threshold" in sys.argv[1:]:
-        threshold()
-        sys.exit(0)
-    if "--rows" in sys.argv[1:]:
-        rows()
-        sys.exit(0)
-    if "--overhead" in sys.argv[1:]:
-        overhead()
-        sys.exit(0)
-    crossover()
-    gemm_rates()
-    exp_speed()
-    region_cost()
+    chosen = [f for flag, f in SECTIONS.items() if flag in sys.argv[1:]]
+    for section in chosen or [crossover, gemm_rates, exp_speed, region_cost]:
+        section()

@@ -9,7 +9,9 @@
 2. Single-threaded GEMM rate on fastbp's per-chunk shapes (256 rows, MNIST
    layer) against a big 2048³ GEMM — why per-slot BLAS stays below the
    machine's GEMM roofline.
-3. fastbp's vectorisable exp against numba's scalar ``np.exp``.
+3. ``--exp``: fastbp's vectorisable exp against numba's scalar ``np.exp``,
+   and the sigmoid through that exp against the one-division rational
+   sigmoid the kernels use.
 4. The cost of one numba parallel region (what a parallel mini-batch pays).
 5. ``--threshold``: the work at which threads start to pay, quiet and beside
    one busy process per core — the measurement behind
@@ -165,7 +167,8 @@ from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
 import fastbp
-from fastbp._exp import exp
+from fastbp._exp import exp, sigmoid
+from fastbp._compiler import kernel
 
 
 def best(fns, rounds=7, number=5):
@@ -242,8 +245,25 @@ def _libm_exp(x, out):
         out[i] = np.exp(x[i])
 
 
+@kernel()
+def _sigmoid_by_exp(x, out):
+    one = x.dtype.type(1)
+    for i in range(x.shape[0]):
+        out[i] = one / (one + exp(-x[i]))
+
+
+@kernel()
+def _sigmoid_rational(x, out):
+    for i in range(x.shape[0]):
+        out[i] = sigmoid(x[i])
+
+
 def exp_speed():
-    print("3. exp, ns per element (1,000,000 elements)")
+    """Section 3 (``--exp``): fastbp's exp against numba's scalar np.exp on
+    1,000,000 values, and the sigmoid as ``1 / (1 + exp(−z))`` against
+    fastbp._exp.sigmoid (one rational e^r, D / (D + 2^k N)) on a
+    16,384-value chunk (what one 256 × 64 layer holds), interleaved."""
+    print("3. exp and sigmoid, ns per value")
     for dt in (np.float32, np.float64):
         x = np.random.default_rng(0).uniform(-30, 30, 1_000_000).astype(dt)
         out = np.empty_like(x)
@@ -251,8 +271,16 @@ def exp_speed():
         for f in fns:
             f()
         f, l = best(fns)
-        print(f"   {dt.__name__:8s} fastbp {f / x.size * 1e9:5.2f}  np.exp in numba "
-              f"{l / x.size * 1e9:5.2f}  ({l / f:.1f}x)")
+        z = np.random.default_rng(1).normal(0, 4, 256 * 64).astype(dt)
+        a = np.empty_like(z)
+        sig = [lambda: _sigmoid_by_exp(z, a), lambda: _sigmoid_rational(z, a)]
+        for g in sig:
+            g()
+        by_exp, rational = best(sig, number=200)
+        print(f"   {dt.__name__:8s} exp: fastbp {f / x.size * 1e9:5.2f}  np.exp in numba "
+              f"{l / x.size * 1e9:5.2f}  ({l / f:.1f}x);  sigmoid: 1/(1+exp(-z)) "
+              f"{by_exp / z.size * 1e9:5.2f}  rational {rational / z.size * 1e9:5.2f}  "
+              f"({by_exp / rational:.2f}x)")
 
 
 @njit(parallel=True)
@@ -918,7 +946,7 @@ def narrow():
                   flush=True)
 
 
-SECTIONS = {"--simd": simd, "--narrow": narrow, "--split": split, "--loop-orders": loop_orders,
+SECTIONS = {"--exp": exp_speed, "--simd": simd, "--narrow": narrow, "--split": split, "--loop-orders": loop_orders,
             "--chunk": chunk_sizes, "--threshold": threshold, "--rows": rows,
             "--overhead": overhead, "--scaling": scaling, "--first": first}
 

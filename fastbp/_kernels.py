@@ -57,7 +57,7 @@ from ._compiler import (BLAS_MIN_ROWS, LOOPS, SIMD, SIMD_MAX_WEIGHTS_WIDE, SIMD_
                         SIMD_WIDE_ROWS, kernel)
 from ._blas import gemm_accumulate
 from ._simd import simd_accumulate, simd_forward, simd_residual, transpose_into
-from ._exp import exp
+from ._exp import exp, sigmoid
 from ._validation import _first_not_finite as first_not_finite
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
@@ -185,7 +185,7 @@ def activate(a, b, activation):
     z = a.reshape(a.size)
     if activation == SIGMOID:
         for k in range(z.shape[0]):
-            z[k] = one / (one + exp(-z[k]))
+            z[k] = sigmoid(z[k])
     elif activation == TANH:
         for k in range(z.shape[0]):
             z[k] = np.tanh(z[k])

@@ -1,16 +1,22 @@
-"""The vectorisable exp behind the sigmoid, against numpy's."""
+"""The vectorisable exp and sigmoid, against numpy's."""
 
 import numpy as np
 import pytest
 from numba import njit
 
-from fastbp._exp import exp
+from fastbp._exp import exp, sigmoid
 
 
 @njit
 def exp_all(x, out):
     for i in range(x.shape[0]):
         out[i] = exp(x[i])
+
+
+@njit
+def sigmoid_all(x, out):
+    for i in range(x.shape[0]):
+        out[i] = sigmoid(x[i])
 
 
 @pytest.mark.parametrize("dtype,low,high,ulps", [(np.float64, -700, 700, 2),
@@ -45,3 +51,32 @@ def test_exp_keeps_nan(dtype):
     out = np.empty(3, dtype)
     exp_all(np.array([np.nan, 1.0, np.nan], dtype), out)
     assert np.isnan(out[0]) and np.isnan(out[2]) and out[1] == pytest.approx(np.e)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_is_accurate_to_two_ulps(dtype):
+    """Against 1 / (1 + exp(−z)) in extended precision, wherever the result
+    is a normal number: the tails where it underflows, the steep middle and
+    the flat top where it rounds to 1."""
+    rng = np.random.default_rng(1)
+    top = 750 if dtype == np.float64 else 110
+    z = np.concatenate([np.linspace(-top, top, 400_001), rng.normal(0, 5, 200_000),
+                        rng.uniform(-1, 1, 100_000), [0.0, -0.0]]).astype(dtype)
+    out = np.empty_like(z)
+    sigmoid_all(z, out)
+    exact = 1 / (1 + np.exp(-z.astype(np.longdouble)))
+    normal = exact >= np.finfo(dtype).tiny
+    rel = np.abs(out.astype(np.longdouble) - exact)[normal] / exact[normal]
+    assert rel.max() <= 2 * np.finfo(dtype).eps
+    assert out[-1] == 0.5 and out[-2] == 0.5
+    assert np.all(out[~normal] <= 10 * np.finfo(dtype).tiny) and np.all(out >= 0)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sigmoid_saturates_and_keeps_nan(dtype):
+    z = np.array([-np.inf, -1e30, -800, 800, 1e30, np.inf, np.nan], dtype)
+    out = np.empty_like(z)
+    sigmoid_all(z, out)
+    assert np.all(out[:3] >= 0) and np.all(out[:3] <= 10 * np.finfo(dtype).tiny)
+    assert np.all(out[3:6] == 1)
+    assert np.isnan(out[6])

@@ -41,6 +41,9 @@
     compare releases (from this release on).
 14. ``--first``: a new process's first 64-25-64 gradient with an empty
     numba cache (the first compile) and then with the cache it left.
+15. ``--units``: a narrow network's chunk (every layer fewer than 64
+    weights) row by row against unit-major, by the chunk's rows — the
+    measurement behind ``UNITS_MIN_ROWS`` in fastbp/_kernels.py.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -946,9 +949,82 @@ def narrow():
                   flush=True)
 
 
+def units():
+    """Section 15 (``--units``): one chunk's four steps for narrow networks
+    (every layer fewer than 64 weights), row by row against unit-major
+    (``backprop_chunk_units``), by the rows of the chunk, one thread, best
+    of four interleaved rounds — the measurement behind ``UNITS_MIN_ROWS``."""
+    from fastbp import _kernels as K
+
+    @njit
+    def by_rows(theta, sizes, activations, products, x, y, sparse, acts, deltas, capacity,
+                grad):
+        # backprop_chunk's row-by-row steps, as it runs them for other networks
+        rows = x.shape[0]
+        top = sizes.shape[0] - 1
+        a_out = K.forward_chunk(theta, theta, sizes, activations, products, x, acts, capacity)
+        delta = K.rows_view(deltas, top, sizes, rows, capacity)
+        a_top = x if top == 1 else K.rows_view(acts, top - 1, sizes, rows, capacity)
+        cost = K.output_residual(a_out, y, activations[top - 1], K.SQUARED, delta, a_top,
+                                 K.weight_view(theta, sizes, top - 1),
+                                 K.bias_view(theta, sizes, top - 1))
+        for l in range(top - 1, -1, -1):
+            a_prev = x if l == 0 else K.rows_view(acts, l, sizes, rows, capacity)
+            K.accumulate(delta, a_prev, products[l], K.weight_view(grad, sizes, l),
+                         K.bias_view(grad, sizes, l))
+            if l > 0:
+                delta_prev = K.rows_view(deltas, l, sizes, rows, capacity)
+                K.hidden_residual(delta, K.weight_view(theta, sizes, l),
+                                  K.weight_view(theta, sizes, l), a_prev, activations[l - 1],
+                                  products[l], sparse, delta_prev)
+                delta = delta_prev
+        return cost
+
+    @njit
+    def repeat(unit_major, theta, sizes, activations, products, x, y, reps):
+        rows = x.shape[0]
+        grad = np.zeros_like(theta)
+        acts = np.empty(K.work_size(sizes, rows), theta.dtype)
+        deltas = np.empty(K.work_size(sizes, rows), theta.dtype)
+        sparse = np.empty(0, theta.dtype)
+        cost = theta.dtype.type(0)
+        for _ in range(reps):
+            if unit_major:
+                cost += K.backprop_chunk_units(theta, sizes, activations, K.SQUARED, x, y,
+                                               sparse, acts, deltas, rows, grad)
+            else:
+                cost += by_rows(theta, sizes, activations, products, x, y, sparse, acts,
+                                deltas, rows, grad)
+        return cost
+
+    print("15. one chunk of a narrow network, row by row / unit-major (us, one thread)")
+    for layers in ((2, 8, 1), (5, 3, 4), (4, 9, 6, 3)):
+        for dt in (np.float64, np.float32):
+            line = []
+            for rows in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+                net = fastbp.Network(layers, dtype=dt, seed=0)
+                rng = np.random.default_rng(0)
+                x = rng.random((rows, layers[0])).astype(dt)
+                y = rng.random((rows, layers[-1])).astype(dt)
+                args = (net.theta, net._sizes, net._activation_codes, net._products, x, y)
+                reps = max(50, 100_000 // rows)
+                best_of = {False: np.inf, True: np.inf}
+                for unit_major in (False, True):
+                    repeat(unit_major, *args, 5)
+                for _ in range(4):
+                    for unit_major in (False, True):
+                        t = time.perf_counter()
+                        repeat(unit_major, *args, reps)
+                        t = (time.perf_counter() - t) / reps * 1e6
+                        best_of[unit_major] = min(best_of[unit_major], t)
+                line.append(f"{rows}: {best_of[False]:.2f}/{best_of[True]:.2f}")
+            print(f"   {'-'.join(map(str, layers)):8s} {np.dtype(dt).name:7s} " + "  ".join(line),
+                  flush=True)
+
+
 SECTIONS = {"--exp": exp_speed, "--simd": simd, "--narrow": narrow, "--split": split, "--loop-orders": loop_orders,
             "--chunk": chunk_sizes, "--threshold": threshold, "--rows": rows,
-            "--overhead": overhead, "--scaling": scaling, "--first": first}
+            "--overhead": overhead, "--scaling": scaling, "--first": first, "--units": units}
 
 if __name__ == "__main__":
     chosen = [f for flag, f in SECTIONS.items() if flag in sys.argv[1:]]

@@ -2,7 +2,9 @@
 
 Read beside ``docs/math.md``. Names follow the math: ``a`` activations,
 ``delta`` residuals δ, ``dW``/``db`` the accumulated ΔW, Δb, ``weight_decay``
-λ. Rows of every 2-D array are examples, so ``a[r, i]`` is a_i^(l) of example r.
+λ. Rows of every 2-D array are examples, so ``a[r, i]`` is a_i^(l) of example r
+— except in the unit-major steps for narrow networks (below), which store
+``a[i, r]``.
 
 The four steps of backpropagation are four routines working on one *chunk* of
 examples (at most CHUNK rows):
@@ -40,6 +42,12 @@ layer's weights in :mod:`fastbp.network`; :func:`product_path` per chunk):
 
 Everything else — bias, activation, bias sums — stays in the fused loops
 below.
+
+A network whose every layer is narrow and whose f is elementwise (2-8-1,
+4-3-4; :func:`unit_major`) runs the four steps unit-major instead
+(:func:`backprop_chunk_units`): a chunk's block of layer l is stored as
+(s_l, rows), so every loop runs over the chunk's rows and vectorises however
+few units there are, and the only copy per chunk is xᵀ.
 
 Parameters live in one flat vector θ: for l = 1 … n_l−1, W^(l) (row-major,
 shape (s_{l+1}, s_l)) followed by b^(l). Kernels take θ, the layer sizes and
@@ -182,17 +190,7 @@ def activate(a, b, activation):
     for r in range(rows):
         for i in range(n):
             a[r, i] += b[i]
-    z = a.reshape(a.size)
-    if activation == SIGMOID:
-        for k in range(z.shape[0]):
-            z[k] = sigmoid(z[k])
-    elif activation == TANH:
-        for k in range(z.shape[0]):
-            z[k] = np.tanh(z[k])
-    elif activation == RELU:
-        for k in range(z.shape[0]):
-            z[k] = max(z[k], zero)
-    elif activation == SOFTMAX:
+    if activation == SOFTMAX:
         for r in range(rows):
             top = a[r, 0]
             for i in range(1, n):
@@ -204,10 +202,27 @@ def activate(a, b, activation):
             inv = one / total
             for i in range(n):
                 a[r, i] *= inv
+    else:
+        apply_f(a.reshape(a.size), activation)
+
+
+@kernel()
+def apply_f(z, activation):
+    """z := f(z) in place for an elementwise f (every activation but softmax),
+    one flat loop over the 1-D ``z``. IDENTITY leaves z as it is."""
+    zero = z.dtype.type(0)
+    if activation == SIGMOID:
+        for k in range(z.shape[0]):
+            z[k] = sigmoid(z[k])
+    elif activation == TANH:
+        for k in range(z.shape[0]):
+            z[k] = np.tanh(z[k])
+    elif activation == RELU:
+        for k in range(z.shape[0]):
+            z[k] = max(z[k], zero)
     elif activation == EXP:
         for k in range(z.shape[0]):
             z[k] = exp(z[k])
-    # IDENTITY: z is the activation.
 
 
 @kernel()
@@ -499,6 +514,180 @@ DOTS_MIN_ROWS = 16
 
 
 # --------------------------------------------------------------------------
+# Narrow networks: the four steps unit-major
+#
+# In a network whose every layer runs the explicit loops (2-8-1, 4-3-4 …) a
+# chunk's blocks are stored unit-major, a^(l) as (s_l, rows): each unit's
+# values over the chunk's rows lie together, so every loop below runs over
+# the rows and vectorises, however few units a layer has, with no transposed
+# copies per layer (only x, once per chunk). Same four steps, same sums in
+# the same order of j; only the layout differs.
+# --------------------------------------------------------------------------
+#: Chunks of fewer rows stay row by row even in a unit-major network. Two runs
+#: of ``python asv_bench/kernel_choices.py --units`` (2-8-1, 5-3-4, 4-9-6-3,
+#: both dtypes): on 1–2 rows unit-major was up to 1.3× slower, on 4 rows it
+#: won 9 of 12 cases, from 8 rows on all 12 (1.9–2.8× faster on 256 rows).
+UNITS_MIN_ROWS = 8
+
+
+@kernel()
+def unit_major(activations, products, rows):
+    """True when a chunk of ``rows`` rows is stored unit-major: every layer
+    runs the explicit loops (``products[l] == LOOPS``, fewer than
+    BLAS_MIN_WEIGHTS weights), its f is elementwise (no softmax), and the
+    chunk has UNITS_MIN_ROWS rows or more. Depends on the network and on m,
+    never on the thread count."""
+    if rows < UNITS_MIN_ROWS:
+        return False
+    for l in range(products.shape[0]):
+        if products[l] != LOOPS or activations[l] == SOFTMAX:
+            return False
+    return True
+
+
+@kernel()
+def units_view(buf, layer, sizes, rows, capacity):
+    """Layer ``layer``'s block of a slot buffer (see :func:`rows_view`) as
+    (s_layer, rows): unit-major."""
+    return rows_view(buf, layer, sizes, rows, capacity).reshape((sizes[layer], rows))
+
+
+@kernel()
+def forward_units(a_prev, W, b, activation, a):
+    """Step 1, unit-major: z_i^(l+1) = Σ_j W_ij^(l) a_j^(l) + b_i^(l) for all
+    rows at once, then a^(l+1) = f(z^(l+1)).
+
+    a_prev : (s_l, rows)   W : (s_{l+1}, s_l)   b : (s_{l+1},)   a : (s_{l+1}, rows) out
+    """
+    n_out, rows = a.shape
+    n_in = a_prev.shape[0]
+    for i in range(n_out):
+        z = a[i]
+        for r in range(rows):
+            z[r] = a.dtype.type(0)
+        for j in range(n_in):
+            w = W[i, j]
+            a_j = a_prev[j]
+            for r in range(rows):
+                z[r] += w * a_j[r]
+        bias = b[i]
+        for r in range(rows):
+            z[r] += bias
+    apply_f(a.reshape(a.size), activation)
+
+
+@kernel()
+def output_residual_units(a, y, activation, loss, delta):
+    """Step 2, unit-major, for the elementwise losses; returns the chunk's
+    summed cost (see :func:`output_residual`).
+
+    squared:                       J = ½ ‖a − y‖²,  δ_i = −(y_i − a_i) · f'(z_i)
+    binary_cross_entropy, poisson: J = Σ_i :func:`other_loss`,  δ_i = a_i − y_i
+
+    a, delta : (s_{n_l}, rows)   y : (rows, s_{n_l}), the chunk's targets as given
+    """
+    half = a.dtype.type(0.5)
+    tiny = np.finfo(a.dtype).tiny
+    eps = a.dtype.type(np.finfo(a.dtype).eps)
+    n, rows = a.shape
+    for r in range(rows):  # δ := yᵀ, then δ := a − y in place
+        for i in range(n):
+            delta[i, r] = y[r, i]
+    d = delta.reshape(delta.size)
+    f = a.reshape(a.size)
+    cost = a.dtype.type(0)
+    if loss == SQUARED:
+        for k in range(f.shape[0]):
+            diff = f[k] - d[k]
+            cost += half * diff * diff
+            d[k] = diff
+        scale_by_derivative(delta, a, activation)
+    else:
+        for k in range(f.shape[0]):
+            cost += other_loss(f[k], d[k], loss, eps, tiny)
+            d[k] = f[k] - d[k]
+    return cost
+
+
+@kernel()
+def hidden_residual_units(delta_next, W, a, activation, sparsity_delta, delta):
+    """Step 3, unit-major: δ_i^(l) = (Σ_j W_ji^(l) δ_j^(l+1) + sparsity_i) · f'(z_i^(l)).
+
+    delta_next : (s_{l+1}, rows)   W : (s_{l+1}, s_l)   a, delta : (s_l, rows)
+    """
+    n, rows = delta.shape
+    n_next = delta_next.shape[0]
+    for i in range(n):
+        d = delta[i]
+        for r in range(rows):
+            d[r] = a.dtype.type(0)
+        for j in range(n_next):
+            w = W[j, i]
+            d_j = delta_next[j]
+            for r in range(rows):
+                d[r] += w * d_j[r]
+        if sparsity_delta.shape[0] > 0:
+            extra = sparsity_delta[i]
+            for r in range(rows):
+                d[r] += extra
+    scale_by_derivative(delta, a, activation)
+
+
+@kernel()
+def accumulate_units(delta_next, a_prev, dW, db):
+    """Step 4, unit-major: ΔW_ij^(l) += Σ_k δ_i^(l+1) a_j^(l),
+    Δb_i^(l) += Σ_k δ_i^(l+1), each a sum over the chunk's rows k.
+
+    delta_next : (s_{l+1}, rows)   a_prev : (s_l, rows)   dW : (s_{l+1}, s_l)
+    """
+    n_out, rows = delta_next.shape
+    n_in = a_prev.shape[0]
+    for i in range(n_out):
+        d = delta_next[i]
+        for j in range(n_in):
+            a_j = a_prev[j]
+            total = dW.dtype.type(0)
+            for r in range(rows):
+                total += d[r] * a_j[r]
+            dW[i, j] += total
+        total = db.dtype.type(0)
+        for r in range(rows):
+            total += d[r]
+        db[i] += total
+
+
+@kernel()
+def backprop_chunk_units(theta, sizes, activations, loss, x, y, sparsity_delta, acts, deltas,
+                         capacity, grad):
+    """:func:`backprop_chunk` for a :func:`unit_major` network: steps 1–4 on
+    one chunk with every block unit-major; xᵀ is the one copy made."""
+    rows = x.shape[0]
+    top = sizes.shape[0] - 1
+    x_t = np.empty((sizes[0], rows), theta.dtype)
+    for r in range(rows):
+        for j in range(sizes[0]):
+            x_t[j, r] = x[r, j]
+    a = x_t
+    for l in range(top):
+        a_next = units_view(acts, l + 1, sizes, rows, capacity)
+        forward_units(a, weight_view(theta, sizes, l), bias_view(theta, sizes, l),
+                      activations[l], a_next)
+        a = a_next
+    delta = units_view(deltas, top, sizes, rows, capacity)
+    cost = output_residual_units(a, y, activations[top - 1], loss, delta)
+    for l in range(top - 1, -1, -1):
+        a_prev = x_t if l == 0 else units_view(acts, l, sizes, rows, capacity)
+        accumulate_units(delta, a_prev, weight_view(grad, sizes, l), bias_view(grad, sizes, l))
+        if l > 0:
+            delta_prev = units_view(deltas, l, sizes, rows, capacity)
+            sparse = sparsity_delta if l == 1 else sparsity_delta[:0]
+            hidden_residual_units(delta, weight_view(theta, sizes, l), a_prev,
+                                  activations[l - 1], sparse, delta_prev)
+            delta = delta_prev
+    return cost
+
+
+# --------------------------------------------------------------------------
 # One chunk, all layers
 # --------------------------------------------------------------------------
 @kernel()
@@ -520,6 +709,9 @@ def backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                    sparsity_delta, acts, deltas, capacity, grad):
     """Steps 1–4 for one chunk: adds the chunk's ΔW, Δb into ``grad`` (laid out
     like θ) and returns its summed cost."""
+    if unit_major(activations, products, x.shape[0]):
+        return backprop_chunk_units(theta, sizes, activations, loss, x, y, sparsity_delta, acts,
+                                    deltas, capacity, grad)
     rows = x.shape[0]
     n_layers = sizes.shape[0]
     top = n_layers - 1

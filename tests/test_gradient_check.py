@@ -101,3 +101,14 @@ def test_check_gradient_detects_a_wrong_gradient(monkeypatch):
 
     monkeypatch.setattr(fastbp.Network, "cost_and_gradient_flat", broken)
     assert fastbp.check_gradient(net, X, Y) > 1e-4
+
+
+@pytest.mark.parametrize("loss", ["binary_cross_entropy", "poisson"])
+@pytest.mark.parametrize("sizes", [(3, 4, 2), (9, 12, 3)], ids=["unit-major", "rows"])
+def test_check_gradient_elementwise_losses(sizes, loss):
+    # δ = a − y on a logistic or exp output, in both chunk layouts.
+    net = net_for(sizes, "tanh", loss=loss, seed=4, epsilon=0.3)
+    X, Y = make_data(sizes, 9, seed=3)
+    if loss == "binary_cross_entropy":
+        Y = np.round(Y)
+    assert fastbp.check_gradient(net, X, Y, weight_decay=1e-3) < 1e-9

@@ -19,6 +19,7 @@ CASES = [
     ((80, 60, 70, 3), ("tanh", "relu", "sigmoid")),  # SIMD layers, with column tails
     ((130, 140, 3), ("relu", "sigmoid")),       # a BLAS layer (> SIMD_MAX_WEIGHTS)
     ((2, 8, 1), "identity"),
+    ((3, 7, 5, 2), ("tanh", "relu", "sigmoid")),  # narrow and deep: unit-major
 ]
 
 
@@ -38,6 +39,30 @@ def test_cases_cover_every_product_path():
     assert min(M_VALUES) < K.SIMD_MIN_ROWS == K.BLAS_MIN_ROWS <= 7
     widths = [a * b for sizes, _ in CASES for a, b in zip(sizes[:-1], sizes[1:])]
     assert min(widths) < BLAS_MIN_WEIGHTS <= max(widths)
+
+
+def test_cases_cover_both_chunk_layouts():
+    # Networks of loop layers with elementwise f store their chunks unit-major
+    # (backprop_chunk_units) from UNITS_MIN_ROWS rows on; every other network,
+    # and every smaller chunk, row by row.
+    layouts = {bool(K.unit_major(net._activation_codes, net._products, K.UNITS_MIN_ROWS))
+               for net in (net_for(sizes, acts) for sizes, acts in CASES)}
+    assert layouts == {True, False}
+    assert min(M_VALUES) < K.UNITS_MIN_ROWS <= CHUNK
+
+
+@pytest.mark.parametrize("sizes,activations,loss,expected", [
+    ((2, 8, 1), "sigmoid", "squared", True),
+    ((4, 9, 6, 3), "tanh", "binary_cross_entropy", True),
+    ((5, 7, 3), "tanh", "cross_entropy", False),    # softmax output: rows
+    ((64, 25, 64), "sigmoid", "squared", False),    # SIMD layers: rows
+    ((2, 40, 1), "sigmoid", "squared", False),      # one 80-weight layer: rows
+])
+def test_unit_major_is_chosen_by_the_network(sizes, activations, loss, expected):
+    net = net_for(sizes, activations, loss=loss)
+    for rows in (K.UNITS_MIN_ROWS, CHUNK):
+        assert K.unit_major(net._activation_codes, net._products, rows) == expected
+    assert not K.unit_major(net._activation_codes, net._products, K.UNITS_MIN_ROWS - 1)
 
 
 def test_cases_cover_both_loop_orders():
@@ -106,9 +131,9 @@ def test_cross_entropy_matches_naive(dtype):
     np.testing.assert_allclose(net.predict(X).sum(axis=1), 1, rtol=TOL[dtype] * 10)
 
 
+@pytest.mark.parametrize("sizes", [(16, 5, 16), (6, 3, 6)])  # rows, unit-major
 @pytest.mark.parametrize("m", [50, 2 * CHUNK + 3])
-def test_sparse_autoencoder_matches_naive(m):
-    sizes = (16, 5, 16)
+def test_sparse_autoencoder_matches_naive(m, sizes):
     net = net_for(sizes, epsilon=0.2)
     X, _ = make_data(sizes, m)
     kw = dict(sparsity_target=0.05, sparsity_weight=3.0)

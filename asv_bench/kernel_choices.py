@@ -161,6 +161,7 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
 
+import inspect
 import os
 import sys
 import time
@@ -170,8 +171,20 @@ from numba import njit, prange
 from threadpoolctl import threadpool_limits
 
 import fastbp
-from fastbp._exp import exp, sigmoid
+from fastbp import _kernels
+from fastbp._exp import exp
+try:
+    from fastbp._exp import sigmoid
+except ImportError:  # PYTHONPATH at a checkout from before the rational sigmoid
+    sigmoid = None
 from fastbp._compiler import kernel
+
+
+#: The gradient kernel's ``check`` argument (False: the finiteness check is
+#: not timed), absent before it had one, so that sections run with PYTHONPATH
+#: at an older checkout call that checkout's kernel.
+_NO_CHECK = ((False,) if "check" in inspect.signature(
+    _kernels.cost_and_gradient_kernel.py_func).parameters else ())
 
 
 def best(fns, rounds=7, number=5):
@@ -602,7 +615,8 @@ def chunk_sizes():
                 work = np.empty((min(MAX_SLOTS, -(-10_000 // chunk)),
                                  2 * chunk * sum(sizes[1:]) + net.n_params), dt)
                 args = (net.theta, net._sizes, net._activation_codes, net._products,
-                        net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, 10_000, chunk,
+                        net._loss_code, X, Y, dt(1e-4), _NO_SPARSITY[dt], True, *_NO_CHECK,
+                        10_000, chunk,
                         MAX_SLOTS, fastbp.get_num_threads(), work, grad)
 
                 def call():
@@ -843,7 +857,8 @@ def scaling():
 
         def kernel(X, threads, ws, g=grad, net=net):
             args = (net.theta, net._sizes, net._activation_codes, net._products, net._loss_code,
-                    X, X, dt(1e-4), np.empty(0, dt), True, X.shape[0], CHUNK, MAX_SLOTS)
+                    X, X, dt(1e-4), np.empty(0, dt), True, *_NO_CHECK, X.shape[0], CHUNK,
+                    MAX_SLOTS)
             if threads:
                 with _threads.parallel_region(threads):
                     return K.cost_and_gradient_kernel(*args, threads, ws, g)

@@ -749,12 +749,15 @@ def slot_chunks(slot, n_slots, n_chunks):
 
 @kernel()
 def cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, loss,
-                           X, Y, order, sparsity_delta, want_gradient, acts, deltas, xb, yb,
-                           grad):
+                           X, Y, order, sparsity_delta, want_gradient, check, acts, deltas, xb,
+                           yb, grad):
     """One slot's run of chunks: adds their ΔW, Δb into ``grad`` (if
     ``want_gradient``) and returns their summed cost Σ_k J(x^(k), y^(k)).
     The examples are X's rows, or X[order] gathered chunk by chunk into
-    ``xb``, ``yb`` (see :func:`example_rows`)."""
+    ``xb``, ``yb`` (see :func:`example_rows`). With ``check``, each chunk's
+    rows of X and Y are first checked finite, while they come into cache for
+    the chunk anyway; at the first NaN or ±Inf the slot stops and returns
+    NaN (the caller then says which array holds it)."""
     m = n_examples(X, order)
     first, stop = slot_chunks(s, n_slots, (m + chunk - 1) // chunk)
     cost = theta.dtype.type(0)
@@ -763,6 +766,8 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations
         rows = min(chunk, m - start)
         x = example_rows(X, order, start, rows, xb)
         y = example_rows(Y, order, start, rows, yb)
+        if check and first_not_finite(x, y, theta[:0]) != 0:
+            return theta.dtype.type(np.nan)
         if want_gradient:
             cost += backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                                    sparsity_delta, acts, deltas, chunk, grad)
@@ -777,7 +782,7 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations
 
 @kernel()
 def cost_and_gradient_kernel(theta, sizes, activations, products, loss, X, Y,
-                             weight_decay, sparsity_delta, want_gradient, m_total,
+                             weight_decay, sparsity_delta, want_gradient, check, m_total,
                              chunk, max_slots, threads, workspace, grad):
     """Batch cost J(W,b) and, if ``want_gradient``, its gradient into ``grad``.
 
@@ -794,11 +799,16 @@ def cost_and_gradient_kernel(theta, sizes, activations, products, loss, X, Y,
     The slots run on ``threads`` threads of the current parallel region if
     that is 2 or more (:func:`cost_and_gradient_rows`), else in turn on the
     calling thread: the same result to the bit.
+
+    With ``check``, X and Y are checked finite chunk by chunk inside the
+    slots (:func:`cost_and_gradient_slot`) instead of in a pass of their own
+    (θ is the caller's to check): J is then NaN if either holds a NaN or
+    ±Inf, and the caller finds out which.
     """
     return cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y,
                                   np.empty(0, np.int64), weight_decay, sparsity_delta,
-                                  want_gradient, m_total, chunk, max_slots, threads, workspace,
-                                  grad)
+                                  want_gradient, check, m_total, chunk, max_slots, threads,
+                                  workspace, grad)
 
 
 @kernel()
@@ -817,7 +827,7 @@ def slot_buffers(row, n_work, n_params, chunk, n_x, n_y, want_gradient, gathered
 
 @kernel()
 def gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, loss, X, Y,
-                  order, sparsity_delta, want_gradient, row, scratch):
+                  order, sparsity_delta, want_gradient, check, row, scratch):
     """Slot ``s`` of a multi-slot batch: zeroes its ΔW/Δb buffer in ``row``,
     accumulates its chunks there and returns their summed cost. Activations,
     residuals (and gathered rows) go to the workspace row ``scratch``, shared
@@ -834,13 +844,13 @@ def gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, product
         slot_grad[p] = theta.dtype.type(0)
     return cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations,
                                   products, loss, X, Y, order, sparsity_delta, want_gradient,
-                                  acts, deltas, xb, yb, slot_grad)
+                                  check, acts, deltas, xb, yb, slot_grad)
 
 
 @kernel(parallel=True)
 def gradient_slots_parallel(n_workers, n_slots, chunk, theta, theta_t, sizes, activations,
-                            products, loss, X, Y, order, sparsity_delta, want_gradient, workspace,
-                            slot_cost):
+                            products, loss, X, Y, order, sparsity_delta, want_gradient, check,
+                            workspace, slot_cost):
     """:func:`gradient_slot` for every slot: the slots in ``n_workers``
     contiguous runs, one run per thread, each run in turn with the scratch
     of workspace row w (each slot still sums into its own row's ΔW/Δb, so
@@ -851,12 +861,12 @@ def gradient_slots_parallel(n_workers, n_slots, chunk, theta, theta_t, sizes, ac
         for s in range(w * n_slots // n_workers, (w + 1) * n_slots // n_workers):
             slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations,
                                          products, loss, X, Y, order, sparsity_delta,
-                                         want_gradient, workspace[s], workspace[w])
+                                         want_gradient, check, workspace[s], workspace[w])
 
 
 @kernel()
 def cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y, order,
-                           weight_decay, sparsity_delta, want_gradient, m_total, chunk,
+                           weight_decay, sparsity_delta, want_gradient, check, m_total, chunk,
                            max_slots, threads, workspace, grad):
     """:func:`cost_and_gradient_kernel` on X's rows, or on X[order] read in
     place (``order`` non-empty; the workspace rows then also hold a chunk of X
@@ -870,7 +880,7 @@ def cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y, orde
     n_slots = min(max_slots, (m + chunk - 1) // chunk)
     if n_slots == 1:
         return one_slot_rows(theta, sizes, activations, products, loss, X, Y, order,
-                             weight_decay, sparsity_delta, want_gradient, m_total, chunk,
+                             weight_decay, sparsity_delta, want_gradient, check, m_total, chunk,
                              workspace, grad)
     n_work = work_size(sizes, chunk)
     slot_cost = np.zeros(n_slots, dtype)
@@ -879,12 +889,13 @@ def cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y, orde
     if parallel:
         gradient_slots_parallel(min(n_slots, threads), n_slots, chunk, theta,
                                 theta_t, sizes, activations, products, loss, X,
-                                Y, order, sparsity_delta, want_gradient, workspace, slot_cost)
+                                Y, order, sparsity_delta, want_gradient, check, workspace,
+                                slot_cost)
     else:
         for s in range(n_slots):
             slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations,
                                          products, loss, X, Y, order, sparsity_delta,
-                                         want_gradient, workspace[s], workspace[0])
+                                         want_gradient, check, workspace[s], workspace[0])
     if want_gradient:
         slot_grad = workspace[:n_slots, 2 * n_work:2 * n_work + n_params]
         if parallel:
@@ -901,7 +912,7 @@ def cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y, orde
 
 @kernel()
 def one_slot_rows(theta, sizes, activations, products, loss, X, Y, order, weight_decay,
-                  sparsity_delta, want_gradient, m_total, chunk, workspace, grad):
+                  sparsity_delta, want_gradient, check, m_total, chunk, workspace, grad):
     """:func:`cost_and_gradient_kernel` for m ≤ chunk examples, on X's rows or
     on X[order]: one slot, no thread pool, ΔW and Δb accumulated straight into
     ``grad``."""
@@ -914,7 +925,7 @@ def one_slot_rows(theta, sizes, activations, products, loss, X, Y, order, weight
     theta_t = transposed_weights(theta, sizes, products, n_examples(X, order))
     data_cost = cost_and_gradient_slot(0, 1, chunk, theta, theta_t, sizes, activations,
                                        products, loss, X, Y, order, sparsity_delta,
-                                       want_gradient, acts, deltas, xb, yb, grad)
+                                       want_gradient, check, acts, deltas, xb, yb, grad)
     return finish_cost_and_gradient(theta, sizes, data_cost, m_total, weight_decay,
                                     want_gradient, grad)
 
@@ -939,7 +950,7 @@ def small_batch_kernel(theta, sizes, activations, products, loss, X, Y, weight_d
     workspace = np.empty((1, 2 * n_work), theta.dtype)
     return 0, one_slot_rows(theta, sizes, activations, products, loss, X, Y,
                             np.empty(0, np.int64), weight_decay, sparsity_delta,
-                            want_gradient, m, m, workspace, grad)
+                            want_gradient, False, m, m, workspace, grad)
 
 
 @kernel()

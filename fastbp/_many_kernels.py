@@ -95,7 +95,7 @@ def full_batch_many(thetas, sizes, activations, products, loss, X, Y, orders, st
             previous_moments[:] = moments[i]
             J = np.float64(K.cost_and_gradient_rows(
                 theta, sizes, activations, products, loss, X, Y, order, weight_decays[i],
-                sparse, want_gradient, m, chunk, max_slots, 0, workspace, grad)) \
+                sparse, want_gradient, False, m, chunk, max_slots, 0, workspace, grad)) \
                 + sparsity_cost
             if not (np.isfinite(J) and all_finite_1d(grad)):
                 status[i] = NONFINITE_GRADIENT
@@ -155,5 +155,5 @@ def cost_many(thetas, sizes, activations, products, loss, X, Y, orders, starts, 
         workspace = np.empty((min(max_slots, (m + chunk - 1) // chunk), width), dtype)
         costs[i] = np.float64(K.cost_and_gradient_rows(
             thetas[i], sizes, activations, products, loss, X, Y, order, weight_decay,
-            np.empty(0, dtype), want_gradient, m, chunk, max_slots, 0, workspace,
+            np.empty(0, dtype), want_gradient, False, m, chunk, max_slots, 0, workspace,
             no_gradient))

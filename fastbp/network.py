@@ -281,7 +281,12 @@ class Network:
             if code:
                 raise ValueError(NOT_FINITE[code])
             return float(J)
-        if check:
+        # X and Y are checked chunk by chunk inside the kernel, in the pass that
+        # uses them (a separate scan of a 10,000 × 64 X and Y took 0.2 ms, ~5 %
+        # of the UFLDL gradient), except where something reads X before the
+        # kernel (ρ̂) or every MPI rank must raise together; θ is checked here.
+        in_kernel = check and comm is None and not sparsity_weight
+        if check and not (in_kernel and all_finite(theta)):
             check_finite(X, Y, theta)
         dt = self.dtype.type
         m_total = m if m_total is None else m_total
@@ -290,7 +295,8 @@ class Network:
         sparsity_delta, sparsity_cost = self._sparsity(theta, X, sparsity_target,
                                                        sparsity_weight, comm, m_total)
         args = (theta, self._sizes, self._activation_codes, self._products, self._loss_code,
-                X, Y, dt(weight_decay), sparsity_delta, want_gradient, m_total, CHUNK, MAX_SLOTS)
+                X, Y, dt(weight_decay), sparsity_delta, want_gradient, in_kernel, m_total, CHUNK,
+                MAX_SLOTS)
         # Forward, residuals and ΔW: about three forward passes of work.
         threads = _threads.plan(3 * self._forward_flops * m) if m > CHUNK else 0
         lock = self._workspace_lock()
@@ -307,6 +313,8 @@ class Network:
         finally:
             if mine:
                 lock.release()
+        if in_kernel and not math.isfinite(J):
+            check_finite(X, Y, theta)  # a NaN or ±Inf in X or Y raises; else J stands
         if comm is not None:
             J = _allreduce_sum(comm, np.array([J], np.float64))[0]
             if want_gradient:

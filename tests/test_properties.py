@@ -51,7 +51,7 @@ def test_results_do_not_depend_on_chunking(problem, chunk, max_slots):
     g_other = np.empty(net.n_params, net.dtype)
     args = (net.theta, net._sizes, net._activation_codes, net._products,
             fastbp.network.LOSSES[net.loss], X, Y, net.dtype.type(1e-3), np.empty(0, net.dtype),
-            True, X.shape[0])
+            True, False, X.shape[0])
     def work(chunk, slots):
         return np.empty((slots, 2 * chunk * sum(net.layer_sizes[1:]) + net.n_params), net.dtype)
 

@@ -23,7 +23,7 @@ def _general(net, X, Y, lam, want_gradient):
     grad = np.empty(net.n_params if want_gradient else 0, net.dtype)
     J = K.cost_and_gradient_kernel(
         net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y,
-        net.dtype.type(lam), _NO_SPARSITY[net.dtype.type], want_gradient, X.shape[0], CHUNK,
+        net.dtype.type(lam), _NO_SPARSITY[net.dtype.type], want_gradient, False, X.shape[0], CHUNK,
         MAX_SLOTS, 0, net._new_workspace(1), grad)
     return J, grad
 
@@ -73,6 +73,74 @@ def test_the_fused_check_names_what_is_not_finite(where, message, bad, dtype):
     for call in (net.cost, net.cost_and_gradient):
         with pytest.raises(ValueError, match=message):
             call(X, Y)
+
+
+@pytest.mark.parametrize("where,message", [("X", "X contains NaN or Inf"),
+                                           ("Y", "Y contains NaN or Inf"),
+                                           ("theta", "theta contains NaN or Inf")])
+@pytest.mark.parametrize("row", [0, CHUNK + 7, 3 * CHUNK + 4])  # first, middle, last chunk
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_check_inside_the_slots_names_what_is_not_finite(where, message, row, dtype):
+    """Above CHUNK rows X and Y are checked chunk by chunk inside the
+    kernel's slots; a NaN or ±Inf in any chunk is still named, for the cost,
+    the gradient and the flat gradient."""
+    net = net_for([3, 5, 2], dtype=dtype)
+    X, Y = make_data([3, 5, 2], 3 * CHUNK + 5, dtype=dtype)
+    theta = net.theta.copy()
+    if where == "theta":
+        theta[row % theta.size] = np.inf
+        net._theta[row % theta.size] = -np.inf  # as a diverged run would leave it
+    else:
+        {"X": X, "Y": Y}[where][row, -1] = np.inf if where == "X" else np.nan
+    with pytest.raises(ValueError, match=message):
+        net.cost_and_gradient_flat(theta, X, Y)
+    for call in (net.cost, net.cost_and_gradient):
+        with pytest.raises(ValueError, match=message):
+            call(X, Y)
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+@pytest.mark.parametrize("want_gradient", [True, False])
+def test_the_slots_check_gives_nan_in_every_slot_layout(threads, want_gradient):
+    # The kernel's side: with ``check`` a non-finite row anywhere makes J
+    # NaN, serially and on two threads. Without it an Inf input saturates
+    # the sigmoid and the cost comes out finite: the check is what catches it.
+    net = net_for([3, 5, 2])
+    X, Y = make_data([3, 5, 2], 5 * CHUNK + 3)
+    for r in (0, 2 * CHUNK, 5 * CHUNK + 2):
+        bad = X.copy()
+        bad[r, 0] = np.inf
+        grad = np.empty(net.n_params if want_gradient else 0)
+        args = (net.theta, net._sizes, net._activation_codes, net._products, net._loss_code,
+                bad, Y, 1e-3, _NO_SPARSITY[np.float64], want_gradient)
+        rest = (bad.shape[0], CHUNK, MAX_SLOTS, threads, net._new_workspace(MAX_SLOTS), grad)
+        with _threads.parallel_region(max(threads, 1)):
+            assert np.isnan(K.cost_and_gradient_kernel(*args, True, *rest))
+            if not want_gradient:
+                assert np.isfinite(K.cost_and_gradient_kernel(*args, False, *rest))
+            X_fine = K.cost_and_gradient_kernel(*args[:5], X, *args[6:], True, *rest)
+            assert np.isfinite(X_fine)
+            assert X_fine == K.cost_and_gradient_kernel(*args[:5], X, *args[6:], False, *rest)
+
+
+def test_x_is_named_before_theta_when_both_are_not_finite():
+    net = net_for([3, 5, 2])
+    X, Y = make_data([3, 5, 2], 2 * CHUNK + 1)
+    X[-1, 0] = np.inf
+    theta = net.theta.copy()
+    theta[0] = np.nan
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
+        net.cost_and_gradient_flat(theta, X, Y)
+
+
+def test_a_cost_that_overflows_on_finite_data_is_returned_not_refused():
+    # Finite X, Y, θ whose squared error overflows: J is inf, as computed,
+    # and no error blames the data.
+    net = fastbp.Network([2, 3, 1], activations="identity", epsilon=1.0, seed=0)
+    X, Y = make_data([2, 3, 1], 2 * CHUNK + 1)
+    theta = np.full(net.n_params, 1e120)
+    J, grad = net.cost_and_gradient_flat(theta, X, Y)
+    assert J == np.inf
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -157,6 +157,31 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   (so each block's rows serve every column tile while in L1; one-off):
   20.8 and 19.8 against 20.2 µs per 256-row chunk (float64), 9.8 / 9.7
   against 9.6 (float32) — no gain, not adopted.
+* The sigmoid as one rational function (adopted; ``--exp``): e^r =
+  (Q + rP)/(Q − rP) with Cephes' [6/6] minimax (float64) or the [3/3] Padé
+  approximant (float32), so f = D / (D + 2^k N) needs five multiply-adds and
+  the one division instead of the Taylor chain's twelve: 1.29–1.42× faster
+  per value (float64 1.15–1.46 against 1.65–1.94 ns), within 2 ulp of the
+  exact sigmoid like the old one. Without the division (to find the floor)
+  it still took 1.0 ns per value in float64: the rest is range reduction,
+  clamps, and constants spilled from registers.
+* Narrow networks unit-major (adopted; ``--units``): a 2-8-1 chunk of 256
+  rows row by row took 14–16 µs (float64) in the cycle-counted steps, of
+  which 5 µs the 2→8 forward product and its transposed copies and 3.5 µs
+  ΔW1 with its copies; stored unit-major with xᵀ the only copy, 7.1 µs
+  (float64) and 4.3 (float32) against 13.9 and 10.8. From 8 rows on it won
+  in every case measured (see ``UNITS_MIN_ROWS``).
+* The last N mod W columns of a SIMD product as one more tile over a
+  zero-padded copy of them, storing only their lanes (one-off, old / new
+  time interleaved in one process, one thread): for 64→25 (one column past
+  the vectors) 0.80–0.95× in float64 and 0.62–0.83× in float32, i.e. slower
+  than the dot products and column loops it replaced; it won only with 6 of
+  8 lanes used (float32 64→30: 1.35×). Not adopted.
+* X and Y checked finite inside the gradient kernel's slots, chunk by chunk
+  (adopted): the separate scan before the call took 0.21–0.29 ms (float64)
+  and 0.09–0.14 ms (float32) of a 10,000 × 64 X and Y, 4–7 % of the UFLDL
+  gradient; inside the slots the rows are checked as they come into cache
+  for the chunk anyway.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """

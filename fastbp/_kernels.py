@@ -657,22 +657,45 @@ def accumulate_units(delta_next, a_prev, dW, db):
 
 
 @kernel()
+def forward_chunk_units(theta, sizes, activations, x, acts, capacity):
+    """Step 1 through every layer of a :func:`unit_major` network for one
+    chunk of rows ``x``; returns (xᵀ, a^(n_l)), both unit-major (a^(n_l) a
+    view into ``acts``). xᵀ is the one copy made."""
+    rows = x.shape[0]
+    x_t = np.empty((sizes[0], rows), theta.dtype)
+    for r in range(rows):
+        for j in range(sizes[0]):
+            x_t[j, r] = x[r, j]
+    a = x_t
+    for l in range(sizes.shape[0] - 1):
+        a_next = units_view(acts, l + 1, sizes, rows, capacity)
+        forward_units(a, weight_view(theta, sizes, l), bias_view(theta, sizes, l),
+                      activations[l], a_next)
+        a = a_next
+    return x_t, a
+
+
+@kernel()
+def chunk_cost_units(theta, sizes, activations, loss, x, y, acts, deltas, capacity):
+    """The chunk's summed cost alone (``Network.cost``) for a unit-major
+    chunk: the forward pass and :func:`output_residual_units`, whose sums run
+    in the same order as in the gradient's pass, so cost() and
+    cost_and_gradient() return the same J to the bit (the residual it also
+    leaves in ``deltas`` is not used)."""
+    a = forward_chunk_units(theta, sizes, activations, x, acts, capacity)[1]
+    top = sizes.shape[0] - 1
+    return output_residual_units(a, y, activations[top - 1], loss,
+                                 units_view(deltas, top, sizes, x.shape[0], capacity))
+
+
+@kernel()
 def backprop_chunk_units(theta, sizes, activations, loss, x, y, sparsity_delta, acts, deltas,
                          capacity, grad):
     """:func:`backprop_chunk` for a :func:`unit_major` network: steps 1–4 on
     one chunk with every block unit-major; xᵀ is the one copy made."""
     rows = x.shape[0]
     top = sizes.shape[0] - 1
-    x_t = np.empty((sizes[0], rows), theta.dtype)
-    for r in range(rows):
-        for j in range(sizes[0]):
-            x_t[j, r] = x[r, j]
-    a = x_t
-    for l in range(top):
-        a_next = units_view(acts, l + 1, sizes, rows, capacity)
-        forward_units(a, weight_view(theta, sizes, l), bias_view(theta, sizes, l),
-                      activations[l], a_next)
-        a = a_next
+    x_t, a = forward_chunk_units(theta, sizes, activations, x, acts, capacity)
     delta = units_view(deltas, top, sizes, rows, capacity)
     cost = output_residual_units(a, y, activations[top - 1], loss, delta)
     for l in range(top - 1, -1, -1):
@@ -771,6 +794,8 @@ def cost_and_gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations
         if want_gradient:
             cost += backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                                    sparsity_delta, acts, deltas, chunk, grad)
+        elif unit_major(activations, products, rows):
+            cost += chunk_cost_units(theta, sizes, activations, loss, x, y, acts, deltas, chunk)
         else:
             a_out = forward_chunk(theta, theta_t, sizes, activations, products, x, acts, chunk)
             top = sizes.shape[0] - 1
@@ -1043,12 +1068,18 @@ def predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products
     for c in range(first, stop):
         start = c * chunk
         rows = min(chunk, m - start)
-        a_out = forward_chunk(theta, theta_t, sizes, activations, products,
-                              data_rows(X, start, rows), acts, chunk)
+        x = data_rows(X, start, rows)
         target = data_rows(out, start, rows)
-        for r in range(rows):
-            for i in range(a_out.shape[1]):
-                target[r, i] = a_out[r, i]
+        if unit_major(activations, products, rows):
+            a_t = forward_chunk_units(theta, sizes, activations, x, acts, chunk)[1]
+            for r in range(rows):
+                for i in range(a_t.shape[0]):
+                    target[r, i] = a_t[i, r]
+        else:
+            a_out = forward_chunk(theta, theta_t, sizes, activations, products, x, acts, chunk)
+            for r in range(rows):
+                for i in range(a_out.shape[1]):
+                    target[r, i] = a_out[r, i]
 
 
 @kernel()

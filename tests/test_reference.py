@@ -65,6 +65,27 @@ def test_unit_major_is_chosen_by_the_network(sizes, activations, loss, expected)
     assert not K.unit_major(net._activation_codes, net._products, K.UNITS_MIN_ROWS - 1)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sizes,loss", [((2, 8, 1), "squared"),
+                                        ((4, 9, 6, 3), "binary_cross_entropy"),
+                                        ((3, 6, 2), "poisson")])
+@pytest.mark.parametrize("m", [K.UNITS_MIN_ROWS, CHUNK, 3 * CHUNK + 5])
+def test_unit_major_cost_is_the_gradients_cost_to_the_bit(sizes, loss, m, dtype):
+    # cost() runs the same forward pass and sums the same terms in the same
+    # order as cost_and_gradient(), so the two J agree exactly; and
+    # predict() gives the output layer of that same forward pass.
+    net = net_for(sizes, "tanh", dtype=dtype, loss=loss, epsilon=0.3)
+    X, Y = make_data(sizes, m, dtype=dtype)
+    if loss == "binary_cross_entropy":
+        Y = np.round(Y)
+    assert K.unit_major(net._activation_codes, net._products, min(m, CHUNK))
+    assert net.cost(X, Y, 1e-3) == net.cost_and_gradient(X, Y, 1e-3)[0]
+    ref_W = [W.astype(np.float64) for W in net.weights]
+    ref_b = [b.astype(np.float64) for b in net.biases]
+    expected = naive.forward(ref_W, ref_b, net.activations, X.astype(np.float64))[1][-1]
+    assert rel_err(net.predict(X), expected) <= TOL[dtype]
+
+
 def test_cases_cover_both_loop_orders():
     # Loop layers that widen run their forward product by columns from
     # COLUMNS_MIN_ROWS rows on; a ragged last chunk of fewer rows, row by row.

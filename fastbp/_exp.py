@@ -22,9 +22,10 @@ the [3/3] Padé approximant in float32):
 
 so the sigmoid costs one division, as ``1 / (1 + exp(x))`` does, but five
 multiply-adds instead of the Taylor polynomial's twelve. Measured with
-``python asv_bench/kernel_choices.py --exp`` (section 3): float64 1.2–1.4 ns
-per value against 1.7–1.9, float32 0.44–0.47 against 0.55–0.58; both stay
-within 2 units in the last place of the exact sigmoid (tests/test_exp.py).
+``python asv_bench/kernel_choices.py --exp`` (section 3, two runs): float64
+1.15–1.16 ns per value against 1.65–1.94, float32 0.55–0.57 against
+0.70–0.73; both stay within 2 units in the last place of the exact sigmoid
+(tests/test_exp.py).
 """
 
 import numpy as np

@@ -166,12 +166,11 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   exact sigmoid like the old one. Without the division (to find the floor)
   it still took 1.0 ns per value in float64: the rest is range reduction,
   clamps, and constants spilled from registers.
-* Narrow networks unit-major (adopted; ``--units``): a 2-8-1 chunk of 256
-  rows row by row took 14–16 µs (float64) in the cycle-counted steps, of
-  which 5 µs the 2→8 forward product and its transposed copies and 3.5 µs
-  ΔW1 with its copies; stored unit-major with xᵀ the only copy, 7.1 µs
-  (float64) and 4.3 (float32) against 13.9 and 10.8. From 8 rows on it won
-  in every case measured (see ``UNITS_MIN_ROWS``).
+* Narrow networks unit-major (adopted; ``--units``, two runs): a 2-8-1
+  chunk of 256 rows row by row takes 14.3–22.1 µs (float64) and 10.7–18.9
+  (float32), most of it the transposed copies the 2→8 forward product and
+  ΔW make; unit-major with xᵀ the only copy, 7.2–10.9 and 4.3–7.7. From 8
+  rows on it won in every case measured (see ``UNITS_MIN_ROWS``).
 * The last N mod W columns of a SIMD product as one more tile over a
   zero-padded copy of them, storing only their lanes (one-off, old / new
   time interleaved in one process, one thread): for 64→25 (one column past
@@ -179,9 +178,10 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   than the dot products and column loops it replaced; it won only with 6 of
   8 lanes used (float32 64→30: 1.35×). Not adopted.
 * X and Y checked finite inside the gradient kernel's slots, chunk by chunk
-  (adopted): the separate scan before the call took 0.21–0.29 ms (float64)
-  and 0.09–0.14 ms (float32) of a 10,000 × 64 X and Y, 4–7 % of the UFLDL
-  gradient; inside the slots the rows are checked as they come into cache
+  (adopted): the separate scan before the call takes 0.36–0.39 ms (float64)
+  and 0.16–0.19 ms (float32) of a 10,000 × 64 X and Y (``--scaling``, one
+  run; 0.21–0.29 / 0.09–0.14 in a one-off right after gradient calls), 5–10 %
+  of the UFLDL gradient; inside the slots the rows are checked as they come into cache
   for the chunk anyway.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
@@ -860,6 +860,7 @@ def scaling():
     import threading
     from fastbp import _kernels as K, _threads
     from fastbp._compiler import CHUNK, MAX_SLOTS
+    from fastbp._validation import check_finite
 
     @njit
     def sgd_chunks(theta, theta_t, sizes, activations, products, X, acts, deltas, grad):
@@ -891,11 +892,14 @@ def scaling():
             return K.cost_and_gradient_kernel(*args, 0, ws, g)
 
         X = rng.random((10_000, 64)).astype(dt)
+        Y = rng.random((10_000, 64)).astype(dt)
         ws = net._new_workspace(MAX_SLOTS)
         _show(f"{name} UFLDL m = 10,000 gradient", _best_median({
             "kernel, 1 thread": lambda: kernel(X, 0, ws),
             "kernel, 2 threads": lambda: kernel(X, 2, ws),
-            "cost_and_gradient": lambda: net.cost_and_gradient(X, X, 1e-4)}, 30))
+            "cost_and_gradient": lambda: net.cost_and_gradient(X, X, 1e-4),
+            # what the call scanned before the check moved into the slots
+            "separate NaN scan of X, Y, θ": lambda: check_finite(X, Y, net.theta)}, 30))
 
         # Two independent calls (own data, buffers, θ) on two Python threads.
         half = [rng.random((5_120, 64)).astype(dt) for _ in range(2)]
@@ -998,30 +1002,6 @@ def units():
     from fastbp import _kernels as K
 
     @njit
-    def by_rows(theta, sizes, activations, products, x, y, sparse, acts, deltas, capacity,
-                grad):
-        # backprop_chunk's row-by-row steps, as it runs them for other networks
-        rows = x.shape[0]
-        top = sizes.shape[0] - 1
-        a_out = K.forward_chunk(theta, theta, sizes, activations, products, x, acts, capacity)
-        delta = K.rows_view(deltas, top, sizes, rows, capacity)
-        a_top = x if top == 1 else K.rows_view(acts, top - 1, sizes, rows, capacity)
-        cost = K.output_residual(a_out, y, activations[top - 1], K.SQUARED, delta, a_top,
-                                 K.weight_view(theta, sizes, top - 1),
-                                 K.bias_view(theta, sizes, top - 1))
-        for l in range(top - 1, -1, -1):
-            a_prev = x if l == 0 else K.rows_view(acts, l, sizes, rows, capacity)
-            K.accumulate(delta, a_prev, products[l], K.weight_view(grad, sizes, l),
-                         K.bias_view(grad, sizes, l))
-            if l > 0:
-                delta_prev = K.rows_view(deltas, l, sizes, rows, capacity)
-                K.hidden_residual(delta, K.weight_view(theta, sizes, l),
-                                  K.weight_view(theta, sizes, l), a_prev, activations[l - 1],
-                                  products[l], sparse, delta_prev)
-                delta = delta_prev
-        return cost
-
-    @njit
     def repeat(unit_major, theta, sizes, activations, products, x, y, reps):
         rows = x.shape[0]
         grad = np.zeros_like(theta)
@@ -1034,8 +1014,9 @@ def units():
                 cost += K.backprop_chunk_units(theta, sizes, activations, K.SQUARED, x, y,
                                                sparse, acts, deltas, rows, grad)
             else:
-                cost += by_rows(theta, sizes, activations, products, x, y, sparse, acts,
-                                deltas, rows, grad)
+                cost += K.backprop_chunk_rows(theta, theta, sizes, activations, products,
+                                              K.SQUARED, x, y, sparse, acts, deltas, rows,
+                                              grad)
         return cost
 
     print("15. one chunk of a narrow network, row by row / unit-major (us, one thread)")

@@ -110,19 +110,6 @@ def exp32(x):
     return f(np.nan) if nan else p * two_k
 
 
-def exp(x):
-    """exp for float32 or float64 scalars inside kernels (see module docstring)."""
-    raise NotImplementedError("fastbp._exp.exp is only callable from compiled kernels")
-
-
-@overload(exp)
-def _exp(x):
-    if x == types.float32:
-        return lambda x: exp32(x)
-    if x == types.float64:
-        return lambda x: exp64(x)
-
-
 @kernel(reassociate=False)
 def sigmoid64(z):
     x = -z
@@ -156,15 +143,26 @@ def sigmoid32(z):
     return f(np.nan) if nan else d / (d + two_k * (q + rp))
 
 
-def sigmoid(z):
-    """1 / (1 + exp(−z)) for float32 or float64 scalars inside kernels (see
-    module docstring)."""
-    raise NotImplementedError("fastbp._exp.sigmoid is only callable from compiled kernels")
+def _by_dtype(name, for_float32, for_float64, doc):
+    """A function callable only from compiled kernels that runs
+    ``for_float32`` or ``for_float64`` by the dtype of its scalar argument."""
+    def function(x):
+        raise NotImplementedError(f"fastbp._exp.{name} is only callable from compiled kernels")
+    function.__name__ = function.__qualname__ = name
+    function.__doc__ = doc
+
+    @overload(function)
+    def _typed(x):
+        if x == types.float32:
+            return lambda x: for_float32(x)
+        if x == types.float64:
+            return lambda x: for_float64(x)
+
+    return function
 
 
-@overload(sigmoid)
-def _sigmoid(z):
-    if z == types.float32:
-        return lambda z: sigmoid32(z)
-    if z == types.float64:
-        return lambda z: sigmoid64(z)
+exp = _by_dtype("exp", exp32, exp64,
+                "exp for float32 or float64 scalars inside kernels (see module docstring).")
+sigmoid = _by_dtype("sigmoid", sigmoid32, sigmoid64,
+                    "1 / (1 + exp(−z)) for float32 or float64 scalars inside kernels (see "
+                    "module docstring).")

@@ -296,21 +296,31 @@ def product_by_columns(x, W, transposed, out):
     out : (rows, n_out)
     """
     rows, n_out = out.shape
-    n_in = x.shape[1]
-    x_t = np.ascontiguousarray(x.T)
     out_t = np.empty((n_out, rows), out.dtype)
+    units_product(np.ascontiguousarray(x.T), W, transposed, out_t)
+    for r in range(rows):
+        for i in range(n_out):
+            out[r, i] = out_t[i, r]
+
+
+@kernel()
+def units_product(x_t, W, transposed, out_t):
+    """The same product unit-major: out_t[i, r] = Σ_j M_ij x_t[j, r], with
+    M = W or Wᵀ (``transposed``), one output unit at a time, the sum over j
+    in order j = 0, 1, … and the innermost loop over the rows.
+
+    x_t : (n_in, rows)   out_t : (n_out, rows)
+    """
+    n_out, rows = out_t.shape
     for i in range(n_out):
         column = out_t[i]
         for r in range(rows):
-            column[r] = out.dtype.type(0)
-        for j in range(n_in):
+            column[r] = out_t.dtype.type(0)
+        for j in range(x_t.shape[0]):
             w = W[j, i] if transposed else W[i, j]
             x_j = x_t[j]
             for r in range(rows):
                 column[r] += w * x_j[r]
-    for r in range(rows):
-        for i in range(n_out):
-            out[r, i] = out_t[i, r]
 
 
 @kernel()
@@ -559,20 +569,11 @@ def forward_units(a_prev, W, b, activation, a):
 
     a_prev : (s_l, rows)   W : (s_{l+1}, s_l)   b : (s_{l+1},)   a : (s_{l+1}, rows) out
     """
-    n_out, rows = a.shape
-    n_in = a_prev.shape[0]
-    for i in range(n_out):
+    units_product(a_prev, W, False, a)
+    for i in range(a.shape[0]):
         z = a[i]
-        for r in range(rows):
-            z[r] = a.dtype.type(0)
-        for j in range(n_in):
-            w = W[i, j]
-            a_j = a_prev[j]
-            for r in range(rows):
-                z[r] += w * a_j[r]
-        bias = b[i]
-        for r in range(rows):
-            z[r] += bias
+        for r in range(z.shape[0]):
+            z[r] += b[i]
     apply_f(a.reshape(a.size), activation)
 
 
@@ -615,21 +616,12 @@ def hidden_residual_units(delta_next, W, a, activation, sparsity_delta, delta):
 
     delta_next : (s_{l+1}, rows)   W : (s_{l+1}, s_l)   a, delta : (s_l, rows)
     """
-    n, rows = delta.shape
-    n_next = delta_next.shape[0]
-    for i in range(n):
-        d = delta[i]
-        for r in range(rows):
-            d[r] = a.dtype.type(0)
-        for j in range(n_next):
-            w = W[j, i]
-            d_j = delta_next[j]
-            for r in range(rows):
-                d[r] += w * d_j[r]
-        if sparsity_delta.shape[0] > 0:
-            extra = sparsity_delta[i]
-            for r in range(rows):
-                d[r] += extra
+    units_product(delta_next, W, True, delta)
+    if sparsity_delta.shape[0] > 0:
+        for i in range(delta.shape[0]):
+            d = delta[i]
+            for r in range(d.shape[0]):
+                d[r] += sparsity_delta[i]
     scale_by_derivative(delta, a, activation)
 
 
@@ -731,10 +723,19 @@ def forward_chunk(theta, theta_t, sizes, activations, products, x, acts, capacit
 def backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                    sparsity_delta, acts, deltas, capacity, grad):
     """Steps 1–4 for one chunk: adds the chunk's ΔW, Δb into ``grad`` (laid out
-    like θ) and returns its summed cost."""
+    like θ) and returns its summed cost; unit-major (:func:`backprop_chunk_units`)
+    or row by row (:func:`backprop_chunk_rows`)."""
     if unit_major(activations, products, x.shape[0]):
         return backprop_chunk_units(theta, sizes, activations, loss, x, y, sparsity_delta, acts,
                                     deltas, capacity, grad)
+    return backprop_chunk_rows(theta, theta_t, sizes, activations, products, loss, x, y,
+                               sparsity_delta, acts, deltas, capacity, grad)
+
+
+@kernel()
+def backprop_chunk_rows(theta, theta_t, sizes, activations, products, loss, x, y,
+                        sparsity_delta, acts, deltas, capacity, grad):
+    """:func:`backprop_chunk` with every block row by row, (rows, s_l)."""
     rows = x.shape[0]
     n_layers = sizes.shape[0]
     top = n_layers - 1

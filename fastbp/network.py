@@ -282,8 +282,8 @@ class Network:
                 raise ValueError(NOT_FINITE[code])
             return float(J)
         # X and Y are checked chunk by chunk inside the kernel, in the pass that
-        # uses them (a separate scan of a 10,000 × 64 X and Y took 0.2 ms, ~5 %
-        # of the UFLDL gradient), except where something reads X before the
+        # uses them (a separate scan of a 10,000 × 64 X and Y takes 0.2–0.4 ms,
+        # 5–10 % of the UFLDL gradient: kernel_choices.py --scaling), except where something reads X before the
         # kernel (ρ̂) or every MPI rank must raise together; θ is checked here.
         in_kernel = check and comm is None and not sparsity_weight
         if check and not (in_kernel and all_finite(theta)):

@@ -44,6 +44,10 @@
 15. ``--units``: a narrow network's chunk (every layer fewer than 64
     weights) row by row against unit-major, by the chunk's rows — the
     measurement behind ``UNITS_MIN_ROWS`` in fastbp/_kernels.py.
+16. ``--views``: the one-chunk gradient kernel's compiled time without the
+    Python call (1 and 32 rows), and the kernels' views made by slicing and
+    reshaping against :func:`fastbp._views.block` — why the kernels cut
+    their views as blocks that own nothing.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -677,15 +681,16 @@ def split():
         return types.int64(), codegen
 
     @njit
-    def steps(theta, sizes, X, Y, rows, grad, T, product):
+    def steps(theta, theta_t, sizes, X, Y, rows, grad, T, product):
         """backprop_chunk's steps for a 2-layer sigmoid net, each timed, with
-        the products on BLAS or on the SIMD tiles (``product``)."""
+        the products on BLAS or on the SIMD tiles (``product``). The kernels'
+        views are blocks that own nothing (fastbp/_views.py), so θ_t comes
+        in as an argument: it must outlive its blocks W1t, W2t."""
         simd = product == K.SIMD
         acts = np.empty(K.work_size(sizes, rows), theta.dtype)
         deltas = np.empty(K.work_size(sizes, rows), theta.dtype)
         W1, b1 = K.weight_view(theta, sizes, 0), K.bias_view(theta, sizes, 0)
         W2, b2 = K.weight_view(theta, sizes, 1), K.bias_view(theta, sizes, 1)
-        theta_t = K.transposed_weights(theta, sizes, np.full(2, K.SIMD), rows)
         W1t, W2t = K.weight_t_view(theta_t, sizes, 0), K.weight_t_view(theta_t, sizes, 1)
         for start in range(0, X.shape[0] - rows + 1, rows):
             x, y = K.data_rows(X, start, rows), K.data_rows(Y, start, rows)
@@ -734,12 +739,14 @@ def split():
                     X = rng.random((10_000, 64)).astype(dt)
                     Y = rng.random((10_000, 64)).astype(dt)
                     grad = np.zeros(net.n_params, dt)
+                    theta_t = K.transposed_weights(net.theta, net._sizes, np.full(2, K.SIMD),
+                                                   rows)
                     T = np.zeros(8, np.int64)
                     best_time, best_T = np.inf, None
                     for _ in range(15):
                         T[:] = 0
                         t = time.perf_counter()
-                        steps(net.theta, net._sizes, X, Y, rows, grad, T, product)
+                        steps(net.theta, theta_t, net._sizes, X, Y, rows, grad, T, product)
                         t = time.perf_counter() - t
                         if t < best_time:
                             best_time, best_T = t, T.copy()
@@ -1044,9 +1051,102 @@ def units():
                   flush=True)
 
 
+def views():
+    """Section 16: the one-chunk gradient kernel's compiled time, called from
+    a numba loop (no Python call around it), on 1 and 32 rows; and, on a
+    release that has :func:`fastbp._views.block`, the views of one 2-8-1
+    backprop (12: W, b and Wᵀ per layer, a chunk of X and Y, two activation
+    and two residual blocks) made by slicing and reshaping against blocks.
+    Run it with PYTHONPATH at an older checkout to compare releases."""
+    from fastbp import _kernels as K
+    from fastbp.network import _NO_SPARSITY
+
+    def loop_time(f, *args):
+        f(10, *args)
+        best = np.inf
+        for _ in range(15):
+            t = time.perf_counter()
+            f(20_000, *args)
+            best = min(best, (time.perf_counter() - t) / 20_000 * 1e6)
+        return best
+
+    @njit
+    def gradient_calls(n, theta, sizes, activations, products, loss, X, Y, sparsity, grad):
+        total = 0.0
+        for _ in range(n):
+            total += K.small_batch_kernel(theta, sizes, activations, products, loss, X, Y,
+                                          theta.dtype.type(1e-4), sparsity, True, True,
+                                          grad)[1]
+        return total
+
+    print(f"16. the one-chunk gradient kernel called from a numba loop (us per call, best of 15 "
+          f"rounds of 20,000; fastbp from {os.path.dirname(fastbp.__file__)})")
+    for dt in (np.float64, np.float32):
+        for sizes in [(2, 8, 1), (64, 25, 64)]:
+            net = fastbp.Network(sizes, dtype=dt, seed=0)
+            rng = np.random.default_rng(0)
+            cells = []
+            for m in (1, 32):
+                X = rng.random((m, sizes[0])).astype(dt)
+                Y = rng.random((m, sizes[-1])).astype(dt)
+                cells.append(f"m = {m}: {loop_time(gradient_calls, net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y, _NO_SPARSITY[dt], np.empty(net.n_params, dt)):.2f}")
+            print(f"   {np.dtype(dt).name:7s} {'-'.join(map(str, sizes)):9s} " + "  ".join(cells),
+                  flush=True)
+    block = getattr(K, "block", None)  # fastbp._views.block, in the kernels from issue 9 on
+    if block is None:
+        return
+
+    @njit
+    def sliced(n, theta, theta_t, X, acts, deltas, offsets):
+        total = 0.0
+        for i in range(n):
+            o = offsets[i]  # offsets not known in advance: no view is hoisted out of the loop
+            W1 = theta[o:o + 16].reshape((8, 2))
+            b1 = theta[o + 16:o + 24]
+            W2 = theta[o + 24:o + 32].reshape((1, 8))
+            b2 = theta[o + 32:o + 33]
+            W1t = theta_t[o:o + 16].reshape((2, 8))
+            W2t = theta_t[o + 24:o + 32].reshape((8, 1))
+            x = X.reshape(X.size)[2 * o:2 * o + 64].reshape((32, 2))
+            y = X.reshape(X.size)[o + 64:o + 96].reshape((32, 1))
+            a1, a2 = acts[o:o + 256].reshape((32, 8)), acts[o + 256:o + 288].reshape((32, 1))
+            d1 = deltas[o:o + 256].reshape((32, 8))
+            d2 = deltas[o + 256:o + 288].reshape((32, 1))
+            total += (W1[1, 1] + b1[1] + W2[0, 1] + b2[0] + W1t[1, 1] + W2t[1, 0] + x[1, 1]
+                      + y[1, 0] + a1[1, 1] + a2[1, 0] + d1[1, 1] + d2[1, 0])
+        return total
+
+    @njit
+    def blocks(n, theta, theta_t, X, acts, deltas, offsets):
+        total = 0.0
+        for i in range(n):
+            o = offsets[i]
+            W1, b1 = block(theta, o, (8, 2)), block(theta, o + 16, (8,))
+            W2, b2 = block(theta, o + 24, (1, 8)), block(theta, o + 32, (1,))
+            W1t, W2t = block(theta_t, o, (2, 8)), block(theta_t, o + 24, (8, 1))
+            x, y = block(X, 2 * o, (32, 2)), block(X, o + 64, (32, 1))
+            a1, a2 = block(acts, o, (32, 8)), block(acts, o + 256, (32, 1))
+            d1, d2 = block(deltas, o, (32, 8)), block(deltas, o + 256, (32, 1))
+            total += (W1[1, 1] + b1[1] + W2[0, 1] + b2[0] + W1t[1, 1] + W2t[1, 0] + x[1, 1]
+                      + y[1, 0] + a1[1, 1] + a2[1, 0] + d1[1, 1] + d2[1, 0])
+        return total
+
+    rng = np.random.default_rng(0)
+    theta, theta_t = rng.random(34), rng.random(34)
+    X, acts, deltas = rng.random((49, 2)), rng.random(289), rng.random(289)
+    offsets = rng.integers(0, 2, 20_010)
+    assert sliced(20, theta, theta_t, X, acts, deltas, offsets) == blocks(
+        20, theta, theta_t, X, acts, deltas, offsets)
+    print(f"   the 12 views of one 2-8-1 backprop: sliced and reshaped "
+          f"{loop_time(sliced, theta, theta_t, X, acts, deltas, offsets) * 1e3:.0f} ns, blocks "
+          f"{loop_time(blocks, theta, theta_t, X, acts, deltas, offsets) * 1e3:.0f} ns "
+          f"(each with 12 loads and adds)", flush=True)
+
+
 SECTIONS = {"--exp": exp_speed, "--simd": simd, "--narrow": narrow, "--split": split, "--loop-orders": loop_orders,
             "--chunk": chunk_sizes, "--threshold": threshold, "--rows": rows,
-            "--overhead": overhead, "--scaling": scaling, "--first": first, "--units": units}
+            "--overhead": overhead, "--scaling": scaling, "--first": first, "--units": units,
+            "--views": views}
 
 if __name__ == "__main__":
     chosen = [f for flag, f in SECTIONS.items() if flag in sys.argv[1:]]

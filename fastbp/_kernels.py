@@ -67,6 +67,7 @@ from ._blas import gemm_accumulate
 from ._simd import simd_accumulate, simd_forward, simd_residual, transpose_into
 from ._exp import exp, sigmoid
 from ._validation import _first_not_finite as first_not_finite
+from ._views import block, flat
 
 # Activation codes (per layer transition). SOFTMAX only ever appears on the
 # output layer, together with the cross-entropy loss; EXP only on the output
@@ -90,8 +91,7 @@ def weight_view(theta, sizes, l):
     off = 0
     for k in range(l):
         off += sizes[k + 1] * sizes[k] + sizes[k + 1]
-    n_out, n_in = sizes[l + 1], sizes[l]
-    return theta[off:off + n_out * n_in].reshape((n_out, n_in))
+    return block(theta, off, (sizes[l + 1], sizes[l]))
 
 
 @kernel()
@@ -101,13 +101,16 @@ def bias_view(theta, sizes, l):
     for k in range(l):
         off += sizes[k + 1] * sizes[k] + sizes[k + 1]
     off += sizes[l + 1] * sizes[l]
-    return theta[off:off + sizes[l + 1]]
+    return block(theta, off, (sizes[l + 1],))
 
 
 @kernel()
 def weight_t_view(theta_t, sizes, l):
     """W^(l)ᵀ of shape (s_l, s_{l+1}) in θ_t (see :func:`transposed_weights`)."""
-    return weight_view(theta_t, sizes, l).reshape((sizes[l], sizes[l + 1]))
+    off = 0
+    for k in range(l):
+        off += sizes[k + 1] * sizes[k] + sizes[k + 1]
+    return block(theta_t, off, (sizes[l], sizes[l + 1]))
 
 
 @kernel()
@@ -139,8 +142,7 @@ def rows_view(buf, layer, sizes, rows, capacity):
     off = 0
     for k in range(1, layer):
         off += capacity * sizes[k]
-    n = sizes[layer]
-    return buf[off:off + rows * n].reshape((rows, n))
+    return block(buf, off, (rows, sizes[layer]))
 
 
 @kernel()
@@ -155,8 +157,7 @@ def work_size(sizes, capacity):
 @kernel()
 def data_rows(X, start, rows):
     """Rows ``start:start+rows`` of a C-contiguous 2-D array, as a C view."""
-    n = X.shape[1]
-    return X.reshape(X.shape[0] * n)[start * n:(start + rows) * n].reshape((rows, n))
+    return block(X, start * X.shape[1], (rows, X.shape[1]))
 
 
 @kernel()
@@ -203,7 +204,7 @@ def activate(a, b, activation):
             for i in range(n):
                 a[r, i] *= inv
     else:
-        apply_f(a.reshape(a.size), activation)
+        apply_f(flat(a), activation)
 
 
 @kernel()
@@ -232,8 +233,8 @@ def scale_by_derivative(delta, a, activation):
     Both arrays are C-contiguous (rows, n): one flat loop over all entries."""
     one = a.dtype.type(1)
     zero = a.dtype.type(0)
-    d = delta.reshape(delta.size)
-    f = a.reshape(a.size)
+    d = flat(delta)
+    f = flat(a)
     if activation == SIGMOID:
         for k in range(f.shape[0]):
             d[k] *= f[k] * (one - f[k])
@@ -559,7 +560,10 @@ def unit_major(activations, products, rows):
 def units_view(buf, layer, sizes, rows, capacity):
     """Layer ``layer``'s block of a slot buffer (see :func:`rows_view`) as
     (s_layer, rows): unit-major."""
-    return rows_view(buf, layer, sizes, rows, capacity).reshape((sizes[layer], rows))
+    off = 0
+    for k in range(1, layer):
+        off += capacity * sizes[k]
+    return block(buf, off, (sizes[layer], rows))
 
 
 @kernel()
@@ -574,7 +578,7 @@ def forward_units(a_prev, W, b, activation, a):
         z = a[i]
         for r in range(z.shape[0]):
             z[r] += b[i]
-    apply_f(a.reshape(a.size), activation)
+    apply_f(flat(a), activation)
 
 
 @kernel()
@@ -594,8 +598,8 @@ def output_residual_units(a, y, activation, loss, delta):
     for r in range(rows):  # δ := yᵀ, then δ := a − y in place
         for i in range(n):
             delta[i, r] = y[r, i]
-    d = delta.reshape(delta.size)
-    f = a.reshape(a.size)
+    d = flat(delta)
+    f = flat(a)
     cost = a.dtype.type(0)
     if loss == SQUARED:
         for k in range(f.shape[0]):
@@ -841,13 +845,13 @@ def cost_and_gradient_kernel(theta, sizes, activations, products, loss, X, Y,
 def slot_buffers(row, n_work, n_params, chunk, n_x, n_y, want_gradient, gathered):
     """A slot's workspace row: activations, residuals, ΔW/Δb, and (only when
     the examples are gathered through an index array) a chunk of X and of Y."""
-    acts = row[:n_work]
-    deltas = row[n_work:2 * n_work]
-    slot_grad = row[2 * n_work:2 * n_work + (n_params if want_gradient else 0)]
+    acts = block(row, 0, (n_work,))
+    deltas = block(row, n_work, (n_work,))
+    slot_grad = block(row, 2 * n_work, (n_params if want_gradient else 0,))
     off = 2 * n_work + n_params
-    xb = row[off:off + (chunk * n_x if gathered else 0)]
+    xb = block(row, off, (chunk * n_x if gathered else 0,))
     off += chunk * n_x if gathered else 0
-    yb = row[off:off + (chunk * n_y if gathered else 0)]
+    yb = block(row, off, (chunk * n_y if gathered else 0,))
     return acts, deltas, slot_grad, xb, yb
 
 
@@ -1136,7 +1140,7 @@ def hidden_sum_slot(s, n_slots, chunk, W, W_t, b, activation, product, X, order,
     for c in range(first, stop):
         start = c * chunk
         rows = min(chunk, m - start)
-        a = acts[:rows * n_hidden].reshape((rows, n_hidden))
+        a = block(acts, 0, (rows, n_hidden))
         forward_layer(example_rows(X, order, start, rows, xb), W, W_t, b, activation, product,
                       a)
         for r in range(rows):
@@ -1217,7 +1221,7 @@ def sparsity_terms(rho_hat, rho, beta, delta):
 def gather_rows(X, order, start, rows, out):
     """out[r] = X[order[start + r]] for r < rows; returns the filled view."""
     n = X.shape[1]
-    view = out[:rows * n].reshape((rows, n))
+    view = block(out, 0, (rows, n))
     for r in range(rows):
         src = order[start + r]
         for j in range(n):

@@ -215,6 +215,9 @@ from fastbp._compiler import kernel
 #: at an older checkout call that checkout's kernel.
 _NO_CHECK = ((False,) if "check" in inspect.signature(
     _kernels.cost_and_gradient_kernel.py_func).parameters else ())
+#: The same for the SGD epoch kernel's ``check`` (from the release after).
+_NO_EPOCH_CHECK = ((False,) if "check" in inspect.signature(
+    _kernels.minibatch_epoch_kernel.py_func).parameters else ())
 
 
 def best(fns, rounds=7, number=5):
@@ -927,7 +930,7 @@ def scaling():
         state, step = np.zeros((2, net.n_params), dt), np.zeros(1, np.int64)
         epoch = (net.theta, net._sizes, net._activation_codes, net._products, net._loss_code,
                  X, X, order, False, 32, 1, dt(1e-4), CHUNK, K.PLAIN, dt(0.01), dt(0), dt(0.9),
-                 dt(0.999), dt(1e-8), state, step, False)
+                 dt(0.999), dt(1e-8), state, step, *_NO_EPOCH_CHECK, False)
         theta_t = K.transposed_weights(net.theta, net._sizes, net._products, 32)
         acts = np.empty(K.work_size(net._sizes, 32), dt)
         deltas = np.empty_like(acts)

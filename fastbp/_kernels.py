@@ -1289,9 +1289,11 @@ BATCH_PARTS = 2
 
 @kernel()
 def minibatch_part(theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
-                   lo, hi, capacity, acts, deltas, xb, yb, grad):
+                   lo, hi, capacity, check, acts, deltas, xb, yb, grad):
     """ΔW, Δb of rows lo … hi−1 of the epoch's order into ``grad`` (zeroed
-    first); returns their summed cost."""
+    first); returns their summed cost. With ``check``, each chunk's rows of
+    X and Y are checked finite first, as they come into cache for it; at
+    the first NaN or ±Inf the part stops and returns NaN."""
     dtype = theta.dtype
     for p in range(grad.shape[0]):
         grad[p] = dtype.type(0)
@@ -1305,6 +1307,8 @@ def minibatch_part(theta, theta_t, sizes, activations, products, loss, X, Y, ord
         else:
             x = data_rows(X, start, rows)
             y = data_rows(Y, start, rows)
+        if check and first_not_finite(x, y, theta[:0]) != 0:
+            return dtype.type(np.nan)
         cost += backprop_chunk(theta, theta_t, sizes, activations, products, loss, x, y,
                                no_sparsity, acts, deltas, capacity, grad)
     return cost
@@ -1313,29 +1317,29 @@ def minibatch_part(theta, theta_t, sizes, activations, products, loss, X, Y, ord
 @kernel()
 def minibatch_epoch_kernel(theta, sizes, activations, products, loss, X, Y, order, shuffled,
                            batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
-                           beta1, beta2, epsilon, state, step, parallel):
+                           beta1, beta2, epsilon, state, step, check, parallel):
     """:func:`minibatch_epoch` (each batch's parts in parallel if ``parallel``)."""
     return minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuffled,
                            batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
-                           beta1, beta2, epsilon, state, step, parallel)
+                           beta1, beta2, epsilon, state, step, check, parallel)
 
 
 @kernel(parallel=True)
 def minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss, X, Y,
-                             order, shuffled, first, size, capacity, acts, deltas, xb, yb,
-                             part_grad, part_cost):
+                             order, shuffled, first, size, capacity, check, acts, deltas, xb,
+                             yb, part_grad, part_cost):
     """The BATCH_PARTS parts of one batch, one per thread."""
     for p in prange(n_parts):
         part_cost[p] = minibatch_part(
             theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
-            first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
+            first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity, check,
             acts[p], deltas[p], xb[p], yb[p], part_grad[p])
 
 
 @kernel()
 def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuffled,
                     batch_size, parts, weight_decay, chunk, kind, learning_rate, momentum,
-                    beta1, beta2, epsilon, state, step, parallel):
+                    beta1, beta2, epsilon, state, step, check, parallel):
     """One pass over the data in mini-batches of ``batch_size`` examples.
 
     For each batch B (rows ``order[k·b : (k+1)·b]`` when ``shuffled``, else
@@ -1352,6 +1356,11 @@ def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuf
     plus the decay term (λ/2) Σ_l ‖W^(l)‖² — so every example counts once and
     a short last batch weighs only its |B|/m (an unweighted mean over batches
     would over-weight it).
+
+    With ``check``, every batch's rows of X and Y are checked finite as the
+    batch reads them (:func:`minibatch_part`); the epoch stops at the first
+    batch that holds a NaN or ±Inf, before its update, and returns NaN (the
+    caller then restores θ and says which array holds it).
     """
     dtype = theta.dtype
     zero = dtype.type(0)
@@ -1380,14 +1389,16 @@ def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuf
                 part_cost[p] = minibatch_part(
                     theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
                     first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
-                    acts[p], deltas[p], xb[p], yb[p], part_grad[p])
+                    check, acts[p], deltas[p], xb[p], yb[p], part_grad[p])
         else:
             minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss,
-                                     X, Y, order, shuffled, first, size, capacity, acts, deltas,
-                                     xb, yb, part_grad, part_cost)
+                                     X, Y, order, shuffled, first, size, capacity, check, acts,
+                                     deltas, xb, yb, part_grad, part_cost)
         cost = zero
         for p in range(n_parts):
             cost += part_cost[p]
+        if check and cost != cost:
+            return cost  # a batch held a NaN or ±Inf (or the cost is NaN): no update
         for q in range(n_params):
             g = part_grad[0, q]
             for p in range(1, n_parts):

@@ -128,7 +128,7 @@ def epoch_many(thetas, sizes, activations, products, loss, X, Y, orders, starts,
         J = np.float64(K.minibatch_epoch(
             theta, sizes, activations, products, loss, X, Y, rows_of(orders, starts, stops, i),
             shuffled, batch_size, parts, weight_decays[i], chunk, kinds[i], rates[i], momenta[i],
-            beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i], False))
+            beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i], False, False))
         if not (np.isfinite(J) and all_finite_1d(theta)):
             theta[:] = previous
             moments[i][:] = previous_moments

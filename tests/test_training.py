@@ -132,3 +132,82 @@ def test_divergence_stops_with_the_last_finite_parameters(optimizer):
     with pytest.raises(fastbp.DivergenceError, match="iteration|epoch"):
         fastbp.train(net, X, Y, learning_rate=1e10, iterations=20, optimizer=optimizer)
     assert np.all(np.isfinite(net.theta))
+
+
+# ---------------------------------------------------------------- bad data in mini-batch epochs
+def _state_copy(state):
+    return {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in state.items()}
+
+
+@pytest.mark.parametrize("optimizer,shuffle", [("sgd", False), ("sgd", True), ("adam", True)])
+@pytest.mark.parametrize("where,row", [("X", 0), ("X", 157), ("Y", 299), ("Y", 300)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_minibatch_epochs_name_bad_data_and_keep_everything(optimizer, shuffle, where, row,
+                                                            dtype):
+    """A mini-batch epoch checks each batch's rows as it reads them instead of
+    scanning X and Y before training. A NaN or ±Inf in the first, a middle or
+    the last batch is still named, and the network and the optimizer state
+    (moments, step count, shuffling RNG, iteration) are as they were, so a
+    run continued with clean data is the run that never saw the bad data."""
+    sizes = (6, 5, 4)
+    X, Y = make_data(sizes, 301, dtype=dtype)
+    kwargs = dict(optimizer=optimizer, learning_rate=0.05, batch_size=32, shuffle=shuffle,
+                  seed=3, weight_decay=1e-3)
+    net = net_for(sizes, "sigmoid", epsilon=0.3, dtype=dtype)
+    state = {}
+    fastbp.train(net, X, Y, iterations=1, state=state, **kwargs)
+    clean = net.copy()
+    clean_state = _state_copy(state)
+
+    bad = (X if where == "X" else Y).copy()
+    bad[row, 1] = np.inf if where == "X" else np.nan  # an Inf input saturates the sigmoid
+    data = (bad, Y) if where == "X" else (X, bad)
+    with pytest.raises(ValueError, match=f"{where} contains NaN or Inf"):
+        fastbp.train(net, *data, iterations=2, state=state, **kwargs)
+    np.testing.assert_array_equal(net.theta, clean.theta)
+    assert state.keys() == clean_state.keys()
+    for key, value in clean_state.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(state[key], value)
+        else:
+            assert state[key] == value, key
+
+    fastbp.train(net, X, Y, iterations=2, state=state, **kwargs)
+    fastbp.train(clean, X, Y, iterations=2, state=clean_state, **kwargs)
+    np.testing.assert_array_equal(net.theta, clean.theta)
+
+
+def test_bad_data_is_named_even_when_no_epoch_runs():
+    X, Y = make_data((3, 4, 2), 40)
+    X[5, 0] = np.nan
+    net = net_for((3, 4, 2))
+    with pytest.raises(ValueError, match="X contains NaN or Inf"):
+        fastbp.train(net, X, Y, optimizer="sgd", batch_size=8, iterations=0)
+
+
+@pytest.mark.parametrize("parts", [1, 2])
+def test_the_epoch_kernels_check_stops_before_the_bad_batchs_update(parts):
+    # The kernel's side: with ``check`` the epoch returns NaN at the batch
+    # holding an Inf and makes no update from it (the batches before it are
+    # applied; train restores θ). Without the check the Inf input saturates
+    # the sigmoid, and the epoch's cost comes out finite.
+    from fastbp import _kernels as K
+    from fastbp._compiler import CHUNK
+    sizes = (3, 5, 2)
+    X, Y = make_data(sizes, 64)
+    X[40, 1] = np.inf  # in the second batch of 32
+    results = {}
+    for check in (True, False):
+        net = net_for(sizes, "sigmoid", epsilon=0.3)
+        moments, step = np.zeros((2, net.n_params)), np.zeros(1, np.int64)
+        J = K.minibatch_epoch_kernel(
+            net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y,
+            np.arange(64), False, 32, parts, 0.0, CHUNK, K.PLAIN, 0.1, 0.0, 0.9, 0.999, 1e-8,
+            moments, step, check, False)
+        results[check] = J, net.theta.copy()
+    assert np.isnan(results[True][0]) and np.isfinite(results[False][0])
+    # the first batch's update alone, as one epoch over the first 32 rows makes it
+    net = net_for(sizes, "sigmoid", epsilon=0.3)
+    fastbp.train(net, X[:32], Y[:32], optimizer="sgd", learning_rate=0.1, batch_size=32,
+                 shuffle=False, iterations=1)
+    np.testing.assert_array_equal(results[True][1], net.theta)

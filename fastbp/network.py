@@ -249,12 +249,28 @@ class Network:
                 and type(weight_decay) is float and 0.0 <= weight_decay < math.inf
                 and type(sparsity_weight) in (float, int) and sparsity_weight == 0):
             return None
-        m = X.shape[0]
+        m, n_in = X.shape
+        m_y, n_out = Y.shape
         sizes = self.layer_sizes
-        if not (0 < m <= CHUNK and Y.shape[0] == m and X.shape[1] == sizes[0]
-                and Y.shape[1] == sizes[-1]):
+        if not (0 < m <= CHUNK and m_y == m and n_in == sizes[0] and n_out == sizes[-1]):
             return None
-        return self._evaluate(theta, X, Y, weight_decay, None, 0.0, grad, check=True)
+        # What _evaluate does for one chunk, without the call and its branches
+        # (a one-example gradient is mostly such overhead: --overhead).
+        dt = dtype.type
+        if grad is None:
+            args = (theta, self._sizes, self._activation_codes, self._products, self._loss_code,
+                    X, Y, dt(weight_decay), _NO_SPARSITY[dt], False, True, _NO_GRADIENT[dt])
+        else:
+            args = (theta, self._sizes, self._activation_codes, self._products, self._loss_code,
+                    X, Y, dt(weight_decay), _NO_SPARSITY[dt], True, True, grad)
+        if self._any_blas:
+            with self._pin_blas(m):
+                code, J = K.small_batch_kernel(*args)
+        else:
+            code, J = K.small_batch_kernel(*args)
+        if code:
+            raise ValueError(NOT_FINITE[code])
+        return float(J)
 
     def _evaluate(self, theta, X, Y, weight_decay, sparsity_target, sparsity_weight, grad,
                   comm=None, m_total=None, check=False):

@@ -1374,7 +1374,7 @@ def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuf
     deltas = np.empty((n_parts, n_work), dtype)
     xb = np.empty((n_parts, capacity * X.shape[1]), dtype)
     yb = np.empty((n_parts, capacity * Y.shape[1]), dtype)
-    part_grad = np.empty((n_parts, n_params), dtype)
+    part_grad = np.empty((n_parts if n_parts > 1 else 0, n_params), dtype)
     part_cost = np.zeros(n_parts, dtype)
     grad = np.empty(n_params, dtype)
     theta_t = np.empty_like(theta)
@@ -1384,26 +1384,32 @@ def minibatch_epoch(theta, sizes, activations, products, loss, X, Y, order, shuf
         first = k * batch_size
         size = min(batch_size, m - first)
         transpose_weights_into(theta, sizes, products, capacity, theta_t)
-        if n_parts == 1 or not parallel:
-            for p in range(n_parts):
-                part_cost[p] = minibatch_part(
-                    theta, theta_t, sizes, activations, products, loss, X, Y, order, shuffled,
-                    first + p * size // n_parts, first + (p + 1) * size // n_parts, capacity,
-                    check, acts[p], deltas[p], xb[p], yb[p], part_grad[p])
+        if n_parts == 1:  # the batch's ΔW, Δb straight into grad
+            cost = minibatch_part(theta, theta_t, sizes, activations, products, loss, X, Y,
+                                  order, shuffled, first, first + size, capacity, check, acts[0],
+                                  deltas[0], xb[0], yb[0], grad)
         else:
-            minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products, loss,
-                                     X, Y, order, shuffled, first, size, capacity, check, acts,
-                                     deltas, xb, yb, part_grad, part_cost)
-        cost = zero
-        for p in range(n_parts):
-            cost += part_cost[p]
+            if parallel:
+                minibatch_parts_parallel(n_parts, theta, theta_t, sizes, activations, products,
+                                         loss, X, Y, order, shuffled, first, size, capacity,
+                                         check, acts, deltas, xb, yb, part_grad, part_cost)
+            else:
+                for p in range(n_parts):
+                    part_cost[p] = minibatch_part(
+                        theta, theta_t, sizes, activations, products, loss, X, Y, order,
+                        shuffled, first + p * size // n_parts,
+                        first + (p + 1) * size // n_parts, capacity, check, acts[p], deltas[p],
+                        xb[p], yb[p], part_grad[p])
+            cost = part_cost[0]
+            for p in range(1, n_parts):
+                cost += part_cost[p]
+            for q in range(n_params):
+                g = part_grad[0, q]
+                for p in range(1, n_parts):
+                    g += part_grad[p, q]
+                grad[q] = g
         if check and cost != cost:
             return cost  # a batch held a NaN or ±Inf (or the cost is NaN): no update
-        for q in range(n_params):
-            g = part_grad[0, q]
-            for p in range(1, n_parts):
-                g += part_grad[p, q]
-            grad[q] = g
         inv_b = dtype.type(1) / dtype.type(size)
         decay = apply_weight_decay(theta, sizes, inv_b, weight_decay, True, grad)
         total += dtype.type(size) * (cost * inv_b + half * weight_decay * decay)  # |B| J_B

@@ -199,11 +199,77 @@ def tiled_product(L, B, C, M, N, P, sli, slp, accumulate):
 # --------------------------------------------------------------------------
 # The three products of a layer, each with its last N mod W columns in loops
 # --------------------------------------------------------------------------
+@intrinsic
+def _transpose_block(typingctx, A, A_t, i0, j0):
+    """A_t[j0 + c, i0 + r] = A[i0 + r, j0 + c] for r, c < W (A, A_t 2-D,
+    C-contiguous): W rows of A loaded as vectors and transposed in registers
+    in log2(W) rounds of shuffles, each swapping one bit of the row index with
+    one of the column index (round d: rows i and i + d, i & d = 0, exchange
+    the lanes whose bit d differs), then stored as W rows of A_t."""
+    for array in (A, A_t):
+        if not (isinstance(array, types.Array) and array.layout == "C" and array.ndim == 2):
+            raise TypingError("a block transpose needs 2-D C-contiguous arrays")
+    if A.dtype != A_t.dtype or A.dtype not in LANES:
+        raise TypingError("a block transpose needs float32 or float64 arrays of one dtype")
+    if not (isinstance(i0, types.Integer) and isinstance(j0, types.Integer)):
+        raise TypingError("block offsets must be integers")
+    dtype = A.dtype
+    W = LANES[dtype]
+    signature = types.none(A, A_t, i0, j0)
+
+    def codegen(context, builder, sig, args):
+        ft = context.get_value_type(dtype)
+        i64 = ir.IntType(64)
+        vt = ir.VectorType(ft, W)
+        mask_type = ir.VectorType(ir.IntType(32), W)
+        align = dtype.bitwidth // 8
+        a, a_t = (context.make_array(t)(context, builder, v)
+                  for t, v in zip(sig.args[:2], args[:2]))
+        row0, col0 = (context.cast(builder, v, t, types.int64)
+                      for v, t in zip(args[2:], sig.args[2:]))
+        n_a = builder.extract_value(a.shape, 1)
+        n_t = builder.extract_value(a_t.shape, 1)
+
+        def vector_at(base, row, col, width):
+            index = builder.add(builder.mul(row, width), col)
+            return builder.bitcast(builder.gep(base, [index], inbounds=True), vt.as_pointer())
+
+        rows = [builder.load(vector_at(a.data, builder.add(row0, ir.Constant(i64, r)), col0, n_a),
+                             typ=vt, align=align) for r in range(W)]
+        d = 1
+        while d < W:
+            low = [p if not p & d else W + p - d for p in range(W)]
+            high = [p + d if not p & d else W + p for p in range(W)]
+            for i in range(W):
+                if not i & d:
+                    x, y = rows[i], rows[i + d]
+                    rows[i] = builder.shuffle_vector(x, y, ir.Constant(mask_type, low))
+                    rows[i + d] = builder.shuffle_vector(x, y, ir.Constant(mask_type, high))
+            d *= 2
+        for c in range(W):
+            builder.store(rows[c], vector_at(a_t.data, builder.add(col0, ir.Constant(i64, c)),
+                                             row0, n_t), align=align)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
 @kernel()
 def transpose_into(W, W_t):
-    """W_t := Wᵀ, a packed (s_l, s_{l+1}) copy of W (s_{l+1}, s_l)."""
+    """W_t := Wᵀ, a packed (s_l, s_{l+1}) copy of W (s_{l+1}, s_l): whole
+    vector-square blocks transposed in registers (:func:`_transpose_block`),
+    the last rows and columns that no block covers element by element."""
     n_out, n_in = W.shape
-    for i in range(n_out):
+    V = lanes(W)
+    rows_done = n_out - n_out % V
+    cols_done = n_in - n_in % V
+    for i0 in range(0, rows_done, V):
+        for j0 in range(0, cols_done, V):
+            _transpose_block(W, W_t, i0, j0)
+        for i in range(i0, i0 + V):
+            for j in range(cols_done, n_in):
+                W_t[j, i] = W[i, j]
+    for i in range(rows_done, n_out):
         for j in range(n_in):
             W_t[j, i] = W[i, j]
 

@@ -76,6 +76,21 @@ def test_the_three_products_match_float64_numpy(rows, n_in, n_out, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_out", [1, 3, 4, 5, 8, 9, 16, 17, 25, 64])
+@pytest.mark.parametrize("n_in", [1, 4, 7, 8, 12, 24, 25, 33, 64])
+def test_transpose_into_is_exact_on_every_edge(n_out, n_in, dtype):
+    # Whole vector squares go through the register transpose, the rows and
+    # columns past them element by element; nothing outside W_t is written.
+    rng = np.random.default_rng(n_out * 100 + n_in)
+    W = rng.normal(size=(n_out, n_in)).astype(dtype)
+    W_t, buf = boxed(rng, (n_in, n_out), dtype, -7.0)
+    W_t[...] = np.nan
+    S.transpose_into(W, W_t)
+    assert np.array_equal(W_t, W.T)
+    check_box(buf, W.size, -7.0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("M,N,P", shapes(30, 2))
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_tiled_product_covers_whole_vectors_exactly(M, N, P, accumulate, dtype):

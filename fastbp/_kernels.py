@@ -51,7 +51,10 @@ few units there are, and the only copy per chunk is xᵀ.
 
 Parameters live in one flat vector θ: for l = 1 … n_l−1, W^(l) (row-major,
 shape (s_{l+1}, s_l)) followed by b^(l). Kernels take θ, the layer sizes and
-per-layer codes, and slice views out of θ; nothing is copied.
+per-layer codes, and cut views out of θ; nothing is copied. Those views, and
+the ones into the gradient and the slot buffers, are blocks
+(:func:`fastbp._views.block`: no reference counting), made by the view
+helpers below; a block must not outlive the array it was cut from.
 
 float32 and float64 both compile; every constant is made with
 ``dtype.type(...)`` and every scalar argument arrives already cast, so float32

@@ -45,9 +45,11 @@
     weights) row by row against unit-major, by the chunk's rows — the
     measurement behind ``UNITS_MIN_ROWS`` in fastbp/_kernels.py.
 16. ``--views``: the one-chunk gradient kernel's compiled time without the
-    Python call (1 and 32 rows), and the kernels' views made by slicing and
-    reshaping against :func:`fastbp._views.block` — why the kernels cut
-    their views as blocks that own nothing.
+    Python call (1 and 32 rows); Wᵀ's packing element by element against
+    ``transpose_into``'s register transpose (once per SGD batch); and the
+    kernels' views made by slicing and reshaping against
+    :func:`fastbp._views.block` — why the kernels cut their views as blocks
+    that own nothing.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -151,7 +153,11 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   (skipping one copy of θ-sized data per batch; one-off, three pairs of
   alternating processes, UFLDL b = 32): the epoch kernel's time beyond its
   chunks' went from 1.27–1.35 ms to 0.58–1.46 — within the noise, not
-  adopted.
+  adopted then. Adopted later, with the part accumulating straight into
+  the step's gradient: the copy it saves took 0.49 µs per batch in float64
+  and 0.13 in float32 (one-off numba loop, 64-25-64), 0.15 / 0.04 ms of an
+  epoch — still below the epoch's noise, but the same bits with one loop
+  fewer.
 * An autoencoder's Y scanned for NaN only once when it is X (one-off,
   cProfile of ``train``, SGD epoch on 10,000 × 64 float64): 0.38 against
   0.36 ms per call — the second scan reads what the first just brought
@@ -187,6 +193,29 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   run; 0.21–0.29 / 0.09–0.14 in a one-off right after gradient calls), 5–10 %
   of the UFLDL gradient; inside the slots the rows are checked as they come into cache
   for the chunk anyway.
+* Views as blocks that own nothing (adopted; ``--views``, fastbp/_views.py).
+  ``perf`` on a loop of one-example 2-8-1 gradients put a third of the
+  compiled time in two instructions of numba's reference counting (the
+  atomic increment and decrement every slice and reshape makes on its
+  owner) and in its reshape helper. Twelve views of a 2-8-1 backprop:
+  236 ns sliced and reshaped, 2 ns as blocks. The compiled one-chunk
+  gradient, called from a numba loop (float64, against the release before):
+  2-8-1 m = 1 2.56 → 1.29 µs, m = 32 3.27 → 2.03; 64-25-64 m = 1 5.89 →
+  4.28, m = 32 24.1 → 22.0. The price is a rule: a block must not outlive
+  the array it was cut from (numba frees a local array after its last use,
+  whatever blocks of it are still live), so the kernels cut blocks only
+  from arrays their caller holds for the whole call.
+* Wᵀ packed by a register transpose (adopted; ``--views``): whole squares of
+  W × W (4 float64, 8 float32) loaded as vectors, transposed in log2 W
+  rounds of shuffles, stored as vectors; the rows and columns past them
+  element by element. 25×64 and 64×25: 0.50–0.51 → 0.35–0.39 µs (float64),
+  0.51–0.52 → 0.15–0.27 µs (float32). An SGD epoch packs Wᵀ once per batch
+  (313 batches at b = 32).
+* An SGD or Adam epoch checks X and Y batch by batch as it reads them
+  (adopted; ``--scaling``): ``train`` scanned both before every call,
+  0.2–0.4 ms of a 4–8 ms epoch. ``train``'s time beyond the epoch kernel:
+  0.23–0.35 ms (float64) and 0.37–0.45 (float32) in two runs, against
+  0.73 / 0.40 for the release before in the same session.
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
@@ -1095,6 +1124,31 @@ def views():
                 cells.append(f"m = {m}: {loop_time(gradient_calls, net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, Y, _NO_SPARSITY[dt], np.empty(net.n_params, dt)):.2f}")
             print(f"   {np.dtype(dt).name:7s} {'-'.join(map(str, sizes)):9s} " + "  ".join(cells),
                   flush=True)
+    from fastbp._simd import transpose_into
+
+    @njit
+    def element_by_element(W, W_t):  # transpose_into before the register transpose
+        for i in range(W.shape[0]):
+            for j in range(W.shape[1]):
+                W_t[j, i] = W[i, j]
+
+    @njit
+    def packings(n, transpose, W, W_t):
+        for _ in range(n):
+            transpose(W, W_t)
+
+    rng = np.random.default_rng(0)
+    for dt in (np.float64, np.float32):
+        cells = []
+        for shape in ((25, 64), (64, 25)):
+            W = rng.random(shape).astype(dt)
+            W_t = np.empty(shape[::-1], dt)
+            times = [loop_time(packings, f, W, W_t) for f in (element_by_element, transpose_into)]
+            assert np.array_equal(W_t, W.T)
+            cells.append(f"{shape[0]}x{shape[1]} {times[0]:.2f} / {times[1]:.2f}")
+        print(f"   {np.dtype(dt).name:7s} W^T packing (us, element by element / transpose_into): "
+              + "  ".join(cells), flush=True)
+
     block = getattr(K, "block", None)  # fastbp._views.block, in the kernels from issue 9 on
     if block is None:
         return

@@ -213,9 +213,10 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   (313 batches at b = 32).
 * An SGD or Adam epoch checks X and Y batch by batch as it reads them
   (adopted; ``--scaling``): ``train`` scanned both before every call,
-  0.2–0.4 ms of a 4–8 ms epoch. ``train``'s time beyond the epoch kernel:
-  0.23–0.35 ms (float64) and 0.37–0.45 (float32) in two runs, against
-  0.73 / 0.40 for the release before in the same session.
+  0.2–0.4 ms of a 4–8 ms epoch. ``train``'s time beyond the epoch kernel,
+  best rounds: float64 0.23 and 0.30 ms in two runs, against 0.73 for the
+  release before in the same session; float32 0.45 and 0.37 against 0.40,
+  no difference visible (its scan took 0.11–0.19 ms).
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """

@@ -12,8 +12,11 @@ same C-contiguous view directly, as a pointer and a shape, owning nothing.
 The rule that keeps this safe: a block is only valid while its buffer's owner
 is alive. Every buffer the kernels cut blocks from is an argument of the
 kernel that cuts them (the caller holds it for the whole call) or a local
-array of a kernel that uses it after its last block; no block is ever
-returned to Python.
+array of a kernel that uses it after its last block (numba frees a local
+array after its last use, whatever blocks of it are still live); no block is
+ever returned to Python. The view helpers of :mod:`fastbp._kernels`
+(``weight_view``, ``rows_view``, …) are for compiled code: called from
+Python they would return an array that does not keep its buffer alive.
 """
 
 from numba import types

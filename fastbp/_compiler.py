@@ -11,8 +11,14 @@ fastmath flags, on-disk caching and error model are set here and nowhere else.
   ``NUMBA_CACHE_DIR``), so a new process starts in a fraction of a second.
 * ``error_model="numpy"`` makes a division by zero give inf/nan like numpy
   instead of raising, which also lets the compiler vectorise divisions.
+* A cached kernel is fresh only while every file compiled into it is
+  unchanged (:data:`KERNEL_SOURCES`): numba checks only the file that
+  defines the function, so a kernel cached before an edit of ``_simd.py``
+  or of a constant here would otherwise keep the old code.
 """
 
+import hashlib
+import os
 import warnings
 
 import numba
@@ -50,7 +56,7 @@ def kernel(parallel=False, reassociate=True, strict=False):
     def decorate(func):
         if _cache["enabled"]:
             try:
-                return numba.njit(cache=True, **options)(func)
+                return _stamped(numba.njit(cache=True, **options)(func))
             except RuntimeError as error:
                 if "no locator available" not in str(error):
                     raise
@@ -58,6 +64,37 @@ def kernel(parallel=False, reassociate=True, strict=False):
         return numba.njit(cache=False, **options)(func)
 
     return decorate
+
+
+#: The files whose code or constants are compiled into fastbp's kernels
+#: (tests/test_kernel_cache.py checks that every module defining kernels,
+#: intrinsics or overloads is listed).
+KERNEL_SOURCES = ("_blas.py", "_compiler.py", "_exp.py", "_kernels.py", "_many_kernels.py",
+                  "_simd.py", "_validation.py", "_views.py")
+
+
+def sources_digest(directory=os.path.dirname(os.path.abspath(__file__))):
+    """SHA-256 of the contents of :data:`KERNEL_SOURCES` in ``directory``."""
+    digest = hashlib.sha256()
+    for name in KERNEL_SOURCES:
+        with open(os.path.join(directory, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
+_SOURCES_DIGEST = sources_digest()
+
+
+def _stamped(dispatcher):
+    """A cached dispatcher whose cache is fresh only for the current
+    contents of every kernel source: numba's own stamp (its file's hash) is
+    paired with :func:`sources_digest`, so a cache written before any of
+    those files changed is not loaded, and the kernel compiles afresh. If a
+    numba version keeps its cache elsewhere, numba's own stamp stands."""
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = (cache_file._source_stamp, _SOURCES_DIGEST)
+    return dispatcher
 
 
 #: Whether compiled kernels are cached on disk. numba looks for a writable

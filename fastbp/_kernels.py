@@ -89,31 +89,30 @@ BINARY_CROSS_ENTROPY, POISSON = 2, 3
 # Layout of θ and of a slot's work buffer
 # --------------------------------------------------------------------------
 @kernel()
-def weight_view(theta, sizes, l):
-    """W^(l) of shape (s_{l+1}, s_l) as a view into θ (l counts from 0)."""
+def layer_offset(sizes, l):
+    """Where W^(l) starts in θ: the entries of W^(k), b^(k) for k < l."""
     off = 0
     for k in range(l):
         off += sizes[k + 1] * sizes[k] + sizes[k + 1]
-    return block(theta, off, (sizes[l + 1], sizes[l]))
+    return off
+
+
+@kernel()
+def weight_view(theta, sizes, l):
+    """W^(l) of shape (s_{l+1}, s_l) as a view into θ (l counts from 0)."""
+    return block(theta, layer_offset(sizes, l), (sizes[l + 1], sizes[l]))
 
 
 @kernel()
 def bias_view(theta, sizes, l):
     """b^(l) of shape (s_{l+1},) as a view into θ (l counts from 0)."""
-    off = 0
-    for k in range(l):
-        off += sizes[k + 1] * sizes[k] + sizes[k + 1]
-    off += sizes[l + 1] * sizes[l]
-    return block(theta, off, (sizes[l + 1],))
+    return block(theta, layer_offset(sizes, l) + sizes[l + 1] * sizes[l], (sizes[l + 1],))
 
 
 @kernel()
 def weight_t_view(theta_t, sizes, l):
     """W^(l)ᵀ of shape (s_l, s_{l+1}) in θ_t (see :func:`transposed_weights`)."""
-    off = 0
-    for k in range(l):
-        off += sizes[k + 1] * sizes[k] + sizes[k + 1]
-    return block(theta_t, off, (sizes[l], sizes[l + 1]))
+    return block(theta_t, layer_offset(sizes, l), (sizes[l], sizes[l + 1]))
 
 
 @kernel()
@@ -142,19 +141,23 @@ def transpose_weights_into(theta, sizes, products, rows, theta_t):
 def rows_view(buf, layer, sizes, rows, capacity):
     """Rows ``0:rows`` of layer ``layer``'s block (capacity × s_layer) in a
     flat per-slot buffer that holds the blocks of layers 1 … n_l−1 in order."""
-    off = 0
-    for k in range(1, layer):
-        off += capacity * sizes[k]
-    return block(buf, off, (rows, sizes[layer]))
+    return block(buf, buffer_offset(sizes, layer, capacity), (rows, sizes[layer]))
 
 
 @kernel()
 def work_size(sizes, capacity):
     """Entries of a per-slot buffer holding CHUNK rows of every layer ≥ 2."""
-    total = 0
-    for k in range(1, sizes.shape[0]):
-        total += capacity * sizes[k]
-    return total
+    return buffer_offset(sizes, sizes.shape[0], capacity)
+
+
+@kernel()
+def buffer_offset(sizes, layer, capacity):
+    """Where layer ``layer``'s block starts in a per-slot buffer: the
+    ``capacity`` rows of each of layers 1 … layer−1 before it."""
+    off = 0
+    for k in range(1, layer):
+        off += capacity * sizes[k]
+    return off
 
 
 @kernel()
@@ -563,10 +566,7 @@ def unit_major(activations, products, rows):
 def units_view(buf, layer, sizes, rows, capacity):
     """Layer ``layer``'s block of a slot buffer (see :func:`rows_view`) as
     (s_layer, rows): unit-major."""
-    off = 0
-    for k in range(1, layer):
-        off += capacity * sizes[k]
-    return block(buf, off, (sizes[layer], rows))
+    return block(buf, buffer_offset(sizes, layer, capacity), (sizes[layer], rows))
 
 
 @kernel()

@@ -69,8 +69,8 @@ def kernel(parallel=False, reassociate=True, strict=False):
 #: The files whose code or constants are compiled into fastbp's kernels
 #: (tests/test_kernel_cache.py checks that every module defining kernels,
 #: intrinsics or overloads is listed).
-KERNEL_SOURCES = ("_blas.py", "_compiler.py", "_exp.py", "_kernels.py", "_many_kernels.py",
-                  "_simd.py", "_validation.py", "_views.py")
+KERNEL_SOURCES = ("_atomic.py", "_blas.py", "_compiler.py", "_exp.py", "_kernels.py",
+                  "_many_kernels.py", "_simd.py", "_validation.py", "_views.py")
 
 
 def sources_digest(directory=os.path.dirname(os.path.abspath(__file__))):

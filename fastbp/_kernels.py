@@ -18,10 +18,12 @@ examples (at most CHUNK rows):
 (:func:`cost_and_gradient_kernel`, :func:`predict_kernel`,
 :func:`mean_activation_kernel`) split the m examples into fixed-size chunks and
 give each of at most MAX_SLOTS *slots* a contiguous run of chunks and its own
-accumulation buffer; ``prange`` runs over slots and the slot buffers are summed
-in slot order. Chunk and slot counts depend on m only, never on the number of
-threads, so the result is bit-identical for any thread count, and the working
-memory is O(slots × CHUNK × Σ widths + slots × parameters), never O(m × width).
+accumulation buffer; the threads take the slots one at a time, each the next
+not yet taken (:func:`fastbp._atomic.take_next`), and the slot buffers are
+summed in slot order. Chunk and slot counts depend on m only, never on the
+number of threads or on who took which slot, so the result is bit-identical
+for any thread count and any timing, and the working memory is
+O(slots × CHUNK × Σ widths + slots × parameters), never O(m × width).
 
 Each layer makes its three matrix products — z = W a, the residual product
 Wᵀδ and ΔW += δᵀa — in one of three ways (``products[l]``, chosen by the
@@ -66,6 +68,7 @@ from numba import prange
 
 from ._compiler import (BLAS_MIN_ROWS, LOOPS, SIMD, SIMD_MAX_WEIGHTS_WIDE, SIMD_MIN_ROWS,
                         SIMD_WIDE_ROWS, kernel)
+from ._atomic import take_next
 from ._blas import gemm_accumulate
 from ._simd import simd_accumulate, simd_forward, simd_residual, transpose_into
 from ._exp import exp, sigmoid
@@ -884,17 +887,23 @@ def gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, product
 def gradient_slots_parallel(n_workers, n_slots, chunk, theta, theta_t, sizes, activations,
                             products, loss, X, Y, order, sparsity_delta, want_gradient, check,
                             workspace, slot_cost):
-    """:func:`gradient_slot` for every slot: the slots in ``n_workers``
-    contiguous runs, one run per thread, each run in turn with the scratch
-    of workspace row w (each slot still sums into its own row's ΔW/Δb, so
-    the result does not depend on the runs). One row per thread instead of
-    one per slot: measured (UFLDL, m = 10,240, float64) the slot-per-row
-    layout streamed 16 × 364 KB of cold scratch through the caches per call."""
+    """:func:`gradient_slot` for every slot, on ``n_workers`` threads: each
+    takes the next slot not yet taken (:func:`fastbp._atomic.take_next`)
+    until none is left, so a thread slowed by a shared core takes fewer
+    slots instead of holding up the call. Each slot sums into its own row's
+    ΔW/Δb, so the result does not depend on who took which. Thread w keeps
+    the scratch of workspace row w for all its slots. One scratch row per
+    thread instead of one per slot: measured (UFLDL, m = 10,240, float64)
+    the slot-per-row layout streamed 16 × 364 KB of cold scratch through the
+    caches per call."""
+    taken = np.zeros(1, np.int64)
     for w in prange(n_workers):
-        for s in range(w * n_slots // n_workers, (w + 1) * n_slots // n_workers):
+        s = take_next(taken)
+        while s < n_slots:
             slot_cost[s] = gradient_slot(s, n_slots, chunk, theta, theta_t, sizes, activations,
                                          products, loss, X, Y, order, sparsity_delta,
                                          want_gradient, check, workspace[s], workspace[w])
+            s = take_next(taken)
 
 
 @kernel()
@@ -903,10 +912,10 @@ def cost_and_gradient_rows(theta, sizes, activations, products, loss, X, Y, orde
                            max_slots, threads, workspace, grad):
     """:func:`cost_and_gradient_kernel` on X's rows, or on X[order] read in
     place (``order`` non-empty; the workspace rows then also hold a chunk of X
-    and Y). The slots run in ``threads`` contiguous runs in parallel if that
-    is 2 or more, else one after another on the calling thread: the same
-    slots and the same sums either way, so the result is the same to the bit
-    (train_many runs one network per thread, ``threads`` = 0)."""
+    and Y). The slots run on ``threads`` threads if that is 2 or more, each
+    thread taking the next slot left, else one after another on the calling
+    thread: the same slots and the same sums either way, so the result is the
+    same to the bit (train_many runs one network per thread, ``threads`` = 0)."""
     dtype = theta.dtype
     m = n_examples(X, order)
     n_params = theta.shape[0]
@@ -1109,10 +1118,15 @@ def small_predict_kernel(theta, sizes, activations, products, X, out):
 @kernel(parallel=True)
 def predict_slots_parallel(n_slots, chunk, theta, theta_t, sizes, activations, products, X,
                            slot_acts, out):
-    """:func:`predict_slot` for every slot, one slot per thread."""
-    for s in prange(n_slots):
-        predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X,
-                     slot_acts[s], out)
+    """:func:`predict_slot` for every slot, each thread taking the next slot
+    left (as :func:`gradient_slots_parallel`)."""
+    taken = np.zeros(1, np.int64)
+    for w in prange(n_slots):  # as many takers as slots: the late ones find none left
+        s = take_next(taken)
+        while s < n_slots:
+            predict_slot(s, n_slots, chunk, theta, theta_t, sizes, activations, products, X,
+                         slot_acts[s], out)
+            s = take_next(taken)
 
 
 @kernel()
@@ -1164,9 +1178,15 @@ def mean_activation_kernel(theta, sizes, activations, products, X, chunk, max_sl
 @kernel(parallel=True)
 def hidden_sums_parallel(n_slots, chunk, W, W_t, b, activation, product, X, order, slot_x,
                          slot_acts, slot_sum):
-    for s in prange(n_slots):
-        hidden_sum_slot(s, n_slots, chunk, W, W_t, b, activation, product, X, order, slot_x[s],
-                        slot_acts[s], slot_sum[s])
+    """:func:`hidden_sum_slot` for every slot, each thread taking the next
+    slot left (as :func:`gradient_slots_parallel`)."""
+    taken = np.zeros(1, np.int64)
+    for w in prange(n_slots):  # as many takers as slots: the late ones find none left
+        s = take_next(taken)
+        while s < n_slots:
+            hidden_sum_slot(s, n_slots, chunk, W, W_t, b, activation, product, X, order,
+                            slot_x[s], slot_acts[s], slot_sum[s])
+            s = take_next(taken)
 
 
 @kernel()

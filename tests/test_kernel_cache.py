@@ -48,3 +48,31 @@ def test_cached_kernels_carry_the_digest():
     for kernel in (K.backprop_chunk, K.cost_and_gradient_kernel, K.minibatch_epoch_kernel):
         stamp = kernel._cache._cache_file._source_stamp
         assert isinstance(stamp, tuple) and stamp[1] == _compiler.sources_digest(PACKAGE)
+
+
+def test_no_kernel_holds_what_numba_cannot_cache(monkeypatch):
+    # numba refuses to cache a function that uses "dynamic globals" (a ctypes
+    # pointer, such as numba.get_num_threads() called inside a kernel) and
+    # then compiles it afresh in every process, with only a warning. Such a
+    # kernel is never loaded from the cache, so whatever the cache holds, it
+    # is compiled here, and its library says so.
+    import numba
+    import numpy as np
+    from fastbp import _many_kernels as MK, _threads
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_FLOPS", 0.0)
+    rng = np.random.default_rng(0)
+    X = rng.random((3 * 256 + 5, 6))
+    net = fastbp.Network([6, 5, 6], seed=0)
+    net.cost_and_gradient(X, X, 1e-3)
+    net.predict(X)
+    net.mean_hidden_activation(X)
+    fastbp.train(net, X, X, iterations=1, optimizer="sgd", batch_size=300)
+    fastbp.train_many([net.copy(), net.copy()], X, X, iterations=1)
+    checked = 0
+    for module in (K, MK):
+        for name, obj in vars(module).items():
+            if isinstance(obj, numba.core.registry.CPUDispatcher):
+                for cres in obj.overloads.values():
+                    checked += 1
+                    assert not cres.library.has_dynamic_globals, f"{module.__name__}.{name}"
+    assert checked >= 10

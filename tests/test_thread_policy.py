@@ -10,12 +10,15 @@ import subprocess
 import sys
 import textwrap
 
+import numba
 import numpy as np
 import pytest
 
 import fastbp
 from fastbp import _kernels as K
 from fastbp import _threads
+from fastbp._atomic import take_next
+from fastbp._compiler import CHUNK, MAX_SLOTS
 
 POOL = _threads.numba.config.NUMBA_NUM_THREADS
 needs_two = pytest.mark.skipif(POOL < 2, reason="needs numba's pool to have 2 threads")
@@ -82,6 +85,55 @@ def test_serial_and_parallel_paths_are_bit_identical(threads, monkeypatch, layer
         regions[n] = len(entered)
     assert results[1] == results[2]
     assert regions[1] == 0 and regions[2] >= 10  # one path each: serial, then parallel
+
+
+@numba.njit(parallel=True)
+def _take_all(n, workers, taken, owner, takes):
+    for w in numba.prange(workers):
+        s = take_next(taken)
+        while s < n:
+            owner[s] = w
+            takes[w] += 1
+            s = take_next(taken)
+
+
+@needs_two
+def test_take_next_gives_every_slot_to_exactly_one_thread():
+    # The dynamic schedule's counter: raced by every thread of the pool, each
+    # number below n goes to one taker, once (a lost update would hand a
+    # slot to two threads, a skipped number would leave one undone).
+    n, workers = 200_000, 4 * POOL
+    numba.set_num_threads(POOL)
+    for _ in range(3):
+        owner = np.full(n, -1, np.int64)
+        takes = np.zeros(workers, np.int64)
+        taken = np.zeros(1, np.int64)
+        _take_all(n, workers, taken, owner, takes)
+        assert (owner >= 0).all() and takes.sum() == n
+        assert taken[0] == n + workers  # each taker's last take found nothing left
+        assert np.count_nonzero(takes) >= 2  # the race happened between threads
+
+
+@needs_two
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_slots_give_the_same_bits_whichever_thread_takes_them(dtype):
+    # Two takers for the 16 slots, three, one per slot, and the serial loop
+    # (0): the same slot buffers, summed in slot order, so the same bits.
+    layers, m = [64, 25, 64], 16 * 256 + 3
+    rng = np.random.default_rng(7)
+    X = rng.random((m, layers[0])).astype(dtype)
+    net = fastbp.Network(layers, dtype=dtype, epsilon=0.3, seed=3)
+    dt = net.dtype.type
+    numba.set_num_threads(POOL)
+    out = {}
+    for takers in (0, 2, 3, 16):
+        grad = np.empty_like(net.theta)
+        J = K.cost_and_gradient_kernel(
+            net.theta, net._sizes, net._activation_codes, net._products, net._loss_code, X, X,
+            dt(1e-3), np.empty(0, dtype), True, False, m, CHUNK, MAX_SLOTS, takers,
+            net._new_workspace(MAX_SLOTS), grad)
+        out[takers] = digest(np.array([J]), grad)
+    assert len(set(out.values())) == 1, out
 
 
 @needs_two

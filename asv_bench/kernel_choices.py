@@ -217,6 +217,44 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   best rounds: float64 0.23 and 0.30 ms in two runs, against 0.73 for the
   release before in the same session; float32 0.45 and 0.37 against 0.40,
   no difference visible (its scan took 0.11–0.19 ms).
+* The sigmoid and exp without their NaN select, and the sigmoid without
+  forming x = −z (adopted; one-off, old and new kernels in one process,
+  2^16 values per call, best of 300): the clamps are written as two tests
+  that a NaN fails, so NaN passes through them and makes r, and the result,
+  NaN by itself; and the sigmoid reduces s = z + k ln 2 = −r, whose odd
+  part flips the sign of r P(r²), so D = Q + s P and N = Q − s P. The
+  same bits on 1.3 million arguments (normal, uniform to ±745, and NaN,
+  ±Inf, ±0 and the clamp edges), in both dtypes. Sigmoid float64 1.13 →
+  0.97 and 1.33 → 1.15 ns per value (two runs), float32 0.40 → 0.36; exp
+  float64 1.27 → 1.25, float32 0.42–0.52 → 0.37–0.47.
+* A mini-batch shared by two threads (one-off prototype, not adopted): an
+  epoch in one parallel region, the calling thread publishing each batch
+  through atomic flags and computing its first half, a helper thread taking
+  the second half (a compare-and-swap, so that whoever gets there first
+  computes it, and the result does not depend on who did), then the sum,
+  the decay and the step on the calling thread. The same bits as the
+  serial epoch cut into two parts, but 64-25-64 b = 32 (float64) took
+  7.5–8.1 ms against 7.8–8.0 for the one-part serial epoch (float32 3.6–4.6
+  against 3.5–3.6): each half is a 16-row gradient, 13 % less efficient
+  per row than 32 rows, θ, Wᵀ and the half's ΔW cross between the cores
+  every batch, and the serial epoch cut in two parts took 10.1–10.6 ms.
+  The parts must depend on the batch, not the thread count, so one-thread
+  users and ``train_many`` would pay that. Where a batch's time goes
+  (float64, cycle counter around each step): the chunk 90 %, Wᵀ's packing
+  4 %, the decay 3.4 %, the step 2.5 %.
+* Slots taken dynamically (adopted; fastbp/_atomic.py): each thread takes
+  the next slot not yet taken instead of a fixed run of slots, the same
+  bits. Measured with the previous release imported beside this one in one
+  process, calls interleaved, 10 rounds (best / median ms, float64, this
+  release's sigmoid included): MNIST 784-256-10 m = 10,000 quiet 122.1 /
+  129.1 → 113.8 / 132.6, right after 20 numpy 256×256 matmuls (whose
+  OpenBLAS thread spins ~0.1 s after) 162.3 / 175.6 → 148.3 / 176.4; deep
+  256×4-10 quiet 133.8 / 140.1 → 128.8 / 138.3, after numpy 170.4 / 184.7
+  → 159.2 / 180.5; UFLDL quiet 5.62 / 7.74 → 5.14 / 7.84. Best times 4–9 %
+  lower, medians unchanged on this noisy machine; ``compare_peers.py
+  --contention`` (two runs, one of the previous release): loaded ratios in
+  the same ranges. Right after numpy, two threads still gain little over
+  one (after-numpy ratio 0.95–0.97 for the MNIST gradient).
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """

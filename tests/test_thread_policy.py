@@ -102,8 +102,9 @@ def test_take_next_gives_every_slot_to_exactly_one_thread():
     # The dynamic schedule's counter: raced by every thread of the pool, each
     # number below n goes to one taker, once (a lost update would hand a
     # slot to two threads, a skipped number would leave one undone).
-    n, workers = 200_000, 4 * POOL
+    n, workers = 1_000_000, 4 * POOL
     numba.set_num_threads(POOL)
+    shared = 0
     for _ in range(3):
         owner = np.full(n, -1, np.int64)
         takes = np.zeros(workers, np.int64)
@@ -111,7 +112,9 @@ def test_take_next_gives_every_slot_to_exactly_one_thread():
         _take_all(n, workers, taken, owner, takes)
         assert (owner >= 0).all() and takes.sum() == n
         assert taken[0] == n + workers  # each taker's last take found nothing left
-        assert np.count_nonzero(takes) >= 2  # the race happened between threads
+        shared += np.count_nonzero(takes) >= 2
+    if not shared:  # one taker got every number: nothing raced, nothing was shown
+        pytest.skip("the pool's threads never ran at once (a loaded machine)")
 
 
 @needs_two

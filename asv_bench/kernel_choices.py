@@ -10,7 +10,8 @@
    layer) against a big 2048³ GEMM — why per-slot BLAS stays below the
    machine's GEMM roofline.
 3. ``--exp``: fastbp's vectorisable exp against numba's scalar ``np.exp``,
-   and the sigmoid through that exp against the one-division rational
+   and the sigmoid through that exp, and the same rational written with a
+   NaN select (the release before), against the one-division rational
    sigmoid the kernels use.
 4. The cost of one numba parallel region (what a parallel mini-batch pays).
 5. ``--threshold``: the work at which threads start to pay, quiet and beside
@@ -218,15 +219,17 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   release before in the same session; float32 0.45 and 0.37 against 0.40,
   no difference visible (its scan took 0.11–0.19 ms).
 * The sigmoid and exp without their NaN select, and the sigmoid without
-  forming x = −z (adopted; one-off, old and new kernels in one process,
-  2^16 values per call, best of 300): the clamps are written as two tests
+  forming x = −z (adopted; ``--exp`` times the old form beside the new,
+  three runs: 1.13–1.22× as long per value in float64, 1.13–1.14× in
+  float32, the same bits on its 16,384 values): the clamps are written as two tests
   that a NaN fails, so NaN passes through them and makes r, and the result,
   NaN by itself; and the sigmoid reduces s = z + k ln 2 = −r, whose odd
   part flips the sign of r P(r²), so D = Q + s P and N = Q − s P. The
   same bits on 1.3 million arguments (normal, uniform to ±745, and NaN,
-  ±Inf, ±0 and the clamp edges), in both dtypes. Sigmoid float64 1.13 →
-  0.97 and 1.33 → 1.15 ns per value (two runs), float32 0.40 → 0.36; exp
-  float64 1.27 → 1.25, float32 0.42–0.52 → 0.37–0.47.
+  ±Inf, ±0 and the clamp edges), in both dtypes (one-off, old and new
+  kernels in one process, 2^16 values per call, best of 300: sigmoid
+  float64 1.13 → 0.97 and 1.33 → 1.15 ns per value, float32 0.40 → 0.36;
+  exp float64 1.27 → 1.25, float32 0.42–0.52 → 0.37–0.47).
 * A mini-batch shared by two threads (one-off prototype, not adopted): an
   epoch in one parallel region, the calling thread publishing each batch
   through atomic flags and computing its first half, a helper thread taking
@@ -244,8 +247,9 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   4 %, the decay 3.4 %, the step 2.5 %.
 * Slots taken dynamically (adopted; fastbp/_atomic.py): each thread takes
   the next slot not yet taken instead of a fixed run of slots, the same
-  bits. Measured with the previous release imported beside this one in one
-  process, calls interleaved, 10 rounds (best / median ms, float64, this
+  bits. Measured one-off, with the previous release's package copied under
+  another name and imported beside this one in one process, calls
+  interleaved, 10 rounds (best / median ms, float64, this
   release's sigmoid included): MNIST 784-256-10 m = 10,000 quiet 122.1 /
   129.1 → 113.8 / 132.6, right after 20 numpy 256×256 matmuls (whose
   OpenBLAS thread spins ~0.1 s after) 162.3 / 175.6 → 148.3 / 176.4; deep
@@ -272,7 +276,8 @@ import fastbp
 from fastbp import _kernels
 from fastbp._exp import exp
 try:
-    from fastbp._exp import sigmoid
+    from fastbp._exp import (_bits_to_float32, _bits_to_float64, _float32_to_bits,
+                             _float64_to_bits, sigmoid)
 except ImportError:  # PYTHONPATH at a checkout from before the rational sigmoid
     sigmoid = None
 from fastbp._compiler import kernel
@@ -375,11 +380,61 @@ def _sigmoid_rational(x, out):
         out[i] = sigmoid(x[i])
 
 
+@kernel(reassociate=False)
+def _sigmoid_select64(z):
+    """fastbp's float64 sigmoid as the release before this one wrote it: x = −z
+    formed, min/max clamps, NaN caught by a compare and a select."""
+    x = -z
+    nan = x != x
+    x = min(max(x, -708.0), 709.0)
+    k = np.floor(x * 1.4426950408889634 + 0.5)
+    r = (x - k * 0.6931471803691238) - k * 1.9082149292705877e-10
+    rr = r * r
+    rp = r * ((1.26177193074810590878e-4 * rr + 3.02994407707441961300e-2) * rr
+              + 9.99999999999999999910e-1)
+    q = (((3.00198505138664455042e-6 * rr + 2.52448340349684104192e-3) * rr
+          + 2.27265548208155028766e-1) * rr + 2.00000000000000000009e0)
+    d = q - rp
+    two_k = _bits_to_float64(_float64_to_bits(k + 4503599627371519.0) << 52)
+    return np.nan if nan else d / (d + two_k * (q + rp))
+
+
+@kernel(reassociate=False)
+def _sigmoid_select32(z):
+    """The float32 one, likewise."""
+    f = np.float32
+    x = -z
+    nan = x != x
+    x = min(max(x, f(-87.0)), f(88.0))
+    k = np.floor(x * f(1.44269504) + f(0.5))
+    r = (x - k * f(0.693359375)) - k * f(-2.12194440e-4)
+    rr = r * r
+    rp = r * (rr * f(1.0 / 120.0) + f(0.5))
+    q = rr * f(0.1) + f(1.0)
+    d = q - rp
+    two_k = _bits_to_float32(_float32_to_bits(k + f(8388735.0)) << 23)
+    return f(np.nan) if nan else d / (d + two_k * (q + rp))
+
+
+@kernel()
+def _sigmoid_select_64(x, out):
+    for i in range(x.shape[0]):
+        out[i] = _sigmoid_select64(x[i])
+
+
+@kernel()
+def _sigmoid_select_32(x, out):
+    for i in range(x.shape[0]):
+        out[i] = _sigmoid_select32(x[i])
+
+
 def exp_speed():
     """Section 3 (``--exp``): fastbp's exp against numba's scalar np.exp on
     1,000,000 values, and the sigmoid as ``1 / (1 + exp(−z))`` against
-    fastbp._exp.sigmoid (one rational e^r, D / (D + 2^k N)) on a
-    16,384-value chunk (what one 256 × 64 layer holds), interleaved."""
+    fastbp._exp.sigmoid (one rational e^r, D / (D + 2^k N)) and against the
+    same rational as the release before wrote it (a NaN select, x = −z
+    formed), on a 16,384-value chunk (what one 256 × 64 layer holds),
+    interleaved; the last two are checked to give the same bits."""
     print("3. exp and sigmoid, ns per value")
     for dt in (np.float32, np.float64):
         x = np.random.default_rng(0).uniform(-30, 30, 1_000_000).astype(dt)
@@ -390,14 +445,18 @@ def exp_speed():
         f, l = best(fns)
         z = np.random.default_rng(1).normal(0, 4, 256 * 64).astype(dt)
         a = np.empty_like(z)
-        sig = [lambda: _sigmoid_by_exp(z, a), lambda: _sigmoid_rational(z, a)]
+        b = np.empty_like(z)
+        sig = [lambda: _sigmoid_by_exp(z, a), lambda: _sigmoid_rational(z, a),
+               lambda: (_sigmoid_select_64 if dt == np.float64 else _sigmoid_select_32)(z, b)]
         for g in sig:
             g()
-        by_exp, rational = best(sig, number=200)
+        same = np.array_equal(a, b)
+        by_exp, rational, select = best(sig, number=200)
         print(f"   {dt.__name__:8s} exp: fastbp {f / x.size * 1e9:5.2f}  np.exp in numba "
               f"{l / x.size * 1e9:5.2f}  ({l / f:.1f}x);  sigmoid: 1/(1+exp(-z)) "
               f"{by_exp / z.size * 1e9:5.2f}  rational {rational / z.size * 1e9:5.2f}  "
-              f"({by_exp / rational:.2f}x)")
+              f"({by_exp / rational:.2f}x);  with a NaN select {select / z.size * 1e9:5.2f} "
+              f"({select / rational:.2f}x, {'same bits' if same else 'BITS DIFFER'})")
 
 
 @njit(parallel=True)

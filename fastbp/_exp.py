@@ -23,14 +23,15 @@ the [3/3] Padé approximant in float32):
 so the sigmoid costs one division, as ``1 / (1 + exp(x))`` does, but five
 multiply-adds instead of the Taylor polynomial's twelve. Measured with
 ``python asv_bench/kernel_choices.py --exp`` (section 3, three runs): float64
-1.21–1.27 ns per value against 1.82–1.98, float32 0.36–0.38 against
-0.51–0.54; both stay within 2 units in the last place of the exact sigmoid
+1.00–1.24 ns per value against 1.63–1.96, float32 0.48–0.52 against
+0.65–0.69; both stay within 2 units in the last place of the exact sigmoid
 (tests/test_exp.py).
 
 Both clamp with two tests that a NaN fails, so a NaN passes them unchanged
 and makes the result NaN by itself, with no select of its own; the sigmoid
-reduces s = −r rather than forming x = −z. Same bits, 13–14 % off the
-float64 sigmoid and 10 % off the float32 one (see kernel_choices.py).
+reduces s = −r rather than forming x = −z. The same bits as the form with
+the select, which ``--exp`` times beside it: 1.13–1.22× slower in float64,
+1.13–1.14× in float32 (three runs).
 """
 
 import numpy as np

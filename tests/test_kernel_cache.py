@@ -9,10 +9,12 @@ import os
 import re
 import shutil
 
+import numba
+import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _compiler, _kernels as K
+from fastbp import _compiler, _kernels as K, _many_kernels as MK, _threads
 
 PACKAGE = os.path.dirname(fastbp.__file__)
 
@@ -56,9 +58,6 @@ def test_no_kernel_holds_what_numba_cannot_cache(monkeypatch):
     # then compiles it afresh in every process, with only a warning. Such a
     # kernel is never loaded from the cache, so whatever the cache holds, it
     # is compiled here, and its library says so.
-    import numba
-    import numpy as np
-    from fastbp import _many_kernels as MK, _threads
     monkeypatch.setattr(_threads, "PARALLEL_MIN_FLOPS", 0.0)
     rng = np.random.default_rng(0)
     X = rng.random((3 * 256 + 5, 6))
@@ -75,4 +74,4 @@ def test_no_kernel_holds_what_numba_cannot_cache(monkeypatch):
                 for cres in obj.overloads.values():
                     checked += 1
                     assert not cres.library.has_dynamic_globals, f"{module.__name__}.{name}"
-    assert checked >= 10
+    assert checked >= 5  # at least the entry points called above (their callees too when compiled here)

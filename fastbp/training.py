@@ -1,6 +1,7 @@
 """The trainer: iteration, bookkeeping and stopping. It holds no math — every
 cost, gradient and parameter update is computed by a kernel."""
 
+import functools
 import os
 import signal
 import threading
@@ -213,8 +214,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         state.update(saved)
     rng = _rng(state, seed)
     # The split draws from its own Generator(seed), so a resumed run splits alike.
-    X, Y, X_val, Y_val = _split_validation(X, Y, validation_fraction,
-                                           np.random.default_rng(seed), net)
+    X, Y, X_val, Y_val = _split_validation(X, Y, validation_fraction, seed, net)
     stopper = _EarlyStopping(net, X_val, Y_val, n_iter_no_change, tol)
     if optimizer == "lbfgs":
         history = _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta,
@@ -414,12 +414,25 @@ def minibatch_epoch(net, X, Y, order, shuffled, batch_size, weight_decay, kind, 
 
 
 def _rng(state, seed):
-    """The shuffling Generator, resumed from ``state`` when it holds one."""
+    """The shuffling Generator, resumed from ``state`` when it holds one; every
+    draw writes its state back to ``state``."""
+    if isinstance(seed, int) or (seed is None and "rng" in state):
+        # Seeding a Generator costs ~20 µs (SeedSequence and PCG64's set-up),
+        # twice a train(iterations=1) call's kernel on a 32-row epoch: an
+        # integer seed's first state is computed once and cached, and every
+        # draw runs on this thread's PCG64 with ``state["rng"]`` loaded into it.
+        return _StateRNG(state, seed)
     rng = np.random.default_rng(seed)
     if "rng" in state:
         rng.bit_generator.state = state["rng"]
     state["rng"] = rng.bit_generator.state
     return _TrackedRNG(rng, state)
+
+
+@functools.lru_cache(maxsize=64)
+def _seeded_state(seed):
+    """``np.random.default_rng(seed).bit_generator.state`` (not to be mutated)."""
+    return np.random.default_rng(seed).bit_generator.state
 
 
 class _TrackedRNG:
@@ -434,6 +447,34 @@ class _TrackedRNG:
         return order
 
 
+_THREAD = threading.local()
+
+
+class _StateRNG:
+    """Draws as ``np.random.default_rng()`` with ``state["rng"]`` loaded would,
+    on this thread's own PCG64, and writes the state back after each draw. The
+    generator holds nothing between draws, so a nested ``train`` (from a
+    callback) or another thread cannot disturb it."""
+
+    def __init__(self, state, seed):
+        self._state = state
+        if "rng" not in state:
+            state["rng"] = _seeded_state(seed)
+        generator = getattr(_THREAD, "generator", None)
+        if generator is None:
+            generator = _THREAD.generator = np.random.Generator(np.random.PCG64())
+        generator.bit_generator.state = state["rng"]  # a state it cannot take fails here
+        state["rng"] = generator.bit_generator.state  # the caller's own copy
+        self._generator = generator
+
+    def permutation(self, n):
+        bits = self._generator.bit_generator
+        bits.state = self._state["rng"]
+        order = self._generator.permutation(n)
+        self._state["rng"] = bits.state
+        return order
+
+
 def _optimizer_arrays(state, net, kind):
     n = net.n_params
     moments = state.get("moments")
@@ -443,9 +484,10 @@ def _optimizer_arrays(state, net, kind):
     return moments, state["step"]
 
 
-def _split_validation(X, Y, fraction, rng, net):
+def _split_validation(X, Y, fraction, seed, net):
     if fraction == 0:
         return X, Y, None, None
+    rng = np.random.default_rng(seed)
     m = X.shape[0]
     n_val = int(round(fraction * m))
     if n_val < 1 or n_val >= m:

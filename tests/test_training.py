@@ -211,3 +211,66 @@ def test_the_epoch_kernels_check_stops_before_the_bad_batchs_update(parts):
     fastbp.train(net, X[:32], Y[:32], optimizer="sgd", learning_rate=0.1, batch_size=32,
                  shuffle=False, iterations=1)
     np.testing.assert_array_equal(results[True][1], net.theta)
+
+
+def test_shuffling_draws_what_a_fresh_generator_would():
+    """train's shuffling Generator (an integer seed's first state is cached,
+    draws run on a per-thread PCG64 loaded from ``state["rng"]``) visits the
+    rows in the orders ``np.random.default_rng(seed)`` gives, leaves
+    ``state["rng"]`` where that generator is after them, and hands the caller
+    a state of its own: changing it does not change the next run's draws."""
+    sizes = (5, 4, 3)
+    X, Y = make_data(sizes, 50)
+    kw = dict(optimizer="sgd", learning_rate=0.05, batch_size=50, seed=11)
+    state = {}
+    net = net_for(sizes)
+    fastbp.train(net, X, Y, iterations=3, state=state, **kw)
+    rng = np.random.default_rng(11)
+    ref = net_for(sizes)
+    for _ in range(3):  # one batch of all 50 rows: the order only permutes the sum
+        order = rng.permutation(50)
+        fastbp.train(ref, X[order], Y[order], iterations=1, shuffle=False, **kw)
+    np.testing.assert_allclose(net.theta, ref.theta, rtol=1e-13, atol=0)
+    assert state["rng"] == rng.bit_generator.state
+
+    untouched = {}  # no epoch runs: state["rng"] is the seed's first state
+    fastbp.train(net_for(sizes), X, Y, iterations=0, state=untouched, **kw)
+    untouched["rng"]["state"]["state"] += 1  # the caller's own copy, not the cached one
+    again = {}
+    fastbp.train(net_for(sizes), X, Y, iterations=2, state=again, **kw)
+    rng = np.random.default_rng(11)
+    rng.permutation(50), rng.permutation(50)
+    assert again["rng"] == rng.bit_generator.state
+
+
+def test_training_from_a_callback_leaves_the_outer_shuffling_alone():
+    """The per-thread generator holds nothing between draws: a train() run
+    from inside another's callback, with its own seed, does not change the
+    outer run's row orders."""
+    sizes = (5, 4, 3)
+    X, Y = make_data(sizes, 60)
+    kw = dict(optimizer="sgd", learning_rate=0.05, batch_size=8, seed=2)
+    quiet = net_for(sizes)
+    fastbp.train(quiet, X, Y, iterations=4, **kw)
+    other = net_for(sizes)
+
+    def nested(t, J, net):
+        fastbp.train(other, X, Y, iterations=1, **dict(kw, seed=100 + t))
+
+    busy = net_for(sizes)
+    fastbp.train(busy, X, Y, iterations=4, callback=nested, **kw)
+    np.testing.assert_array_equal(busy.theta, quiet.theta)
+    assert not np.array_equal(other.theta, net_for(sizes).theta)  # the nested runs trained
+
+
+def test_a_generator_seed_is_still_drawn_from():
+    """A Generator passed as ``seed`` is the one that shuffles (it advances),
+    as before the cached integer seeds."""
+    sizes = (5, 4, 3)
+    X, Y = make_data(sizes, 40)
+    gen = np.random.default_rng(4)
+    before = gen.bit_generator.state
+    fastbp.train(net_for(sizes), X, Y, optimizer="sgd", batch_size=8, iterations=2, seed=gen)
+    expected = np.random.default_rng(4)
+    expected.permutation(40), expected.permutation(40)
+    assert gen.bit_generator.state == expected.bit_generator.state != before

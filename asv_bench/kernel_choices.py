@@ -21,7 +21,8 @@
    one chunk, one thread) — the measurement behind ``BLAS_MIN_ROWS``.
 7. ``--overhead``: where a one-example call's time goes (input checks, the
    compiled call, BLAS pinning, the gradient's views), against an empty
-   numba call with as many arguments — what the small-call path saves.
+   numba call with as many arguments — what the small-call path saves; and
+   ``train(iterations=1)``, gd and sgd, beside what seeding a Generator costs.
 8. ``--loop-orders``: weight decay's loops, and other loop orders for the
    explicit-loop layers (fewer than 64 weights) on a 256-row chunk.
 9. ``--chunk``: the full-batch gradient with chunks of 128 … 1,024 rows.
@@ -595,6 +596,10 @@ def overhead():
             "cost_and_gradient_flat": lambda: net.cost_and_gradient_flat(theta, X, Y, 1e-4),
             "cost": lambda: net.cost(X, Y, 1e-4),
             "predict": lambda: net.predict(X),
+            "train(iterations=1), gd": lambda: fastbp.train(net, X, Y, iterations=1),
+            "train(iterations=1), sgd": lambda: fastbp.train(net, X, Y, iterations=1,
+                                                            optimizer="sgd"),
+            "  np.random.default_rng(seed)": lambda: np.random.default_rng(0),
         }
         if small:
             from fastbp.network import _NO_SPARSITY

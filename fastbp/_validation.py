@@ -98,6 +98,8 @@ def check_scalar(value, name, *, low=None, low_inclusive=True, integer=False):
 def check_seed(seed, name="seed"):
     """A seed for ``numpy.random.default_rng``: None, a non-negative integer,
     or an existing SeedSequence / BitGenerator / Generator (passed through)."""
+    if type(seed) is int and seed >= 0:
+        return seed  # the common case, without the abstract-base-class checks
     if seed is None or isinstance(seed, (np.random.SeedSequence, np.random.BitGenerator,
                                          np.random.Generator)):
         return seed

@@ -212,7 +212,8 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
         net.theta[...] = theta
         state.clear()
         state.update(saved)
-    rng = _rng(state, seed)
+    # Only shuffled mini-batch epochs draw; the others build no Generator.
+    rng = _rng(state, seed) if shuffle and not full_batch else None
     # The split draws from its own Generator(seed), so a resumed run splits alike.
     X, Y, X_val, Y_val = _split_validation(X, Y, validation_fraction, seed, net)
     stopper = _EarlyStopping(net, X_val, Y_val, n_iter_no_change, tol)
@@ -258,7 +259,8 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                 moments[...] = previous_moments
                 if not scanned:  # the epoch stopped at the first batch holding a NaN or ±Inf
                     step[...] = previous_step
-                    state["rng"] = previous_rng
+                    if previous_rng is not None:
+                        state["rng"] = previous_rng
                     check_finite(X, Y)  # names X or Y; if both are finite, J diverged
                 what = "iteration" if full_batch else "epoch"
                 raise DivergenceError(

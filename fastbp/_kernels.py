@@ -430,12 +430,27 @@ def output_residual(a, y, activation, loss, delta, a_prev, W, b):
     rows, n = a.shape
     cost = zero
     if loss == SQUARED:
-        for r in range(rows):
-            for i in range(n):
-                diff = a[r, i] - y[r, i]
-                cost += half * diff * diff
-                delta[r, i] = diff  # −(y − a)
-        scale_by_derivative(delta, a, activation)
+        # One flat loop over the chunk's C-contiguous blocks, so the sum
+        # vectorises over all its entries rather than row by row, with the
+        # sigmoid's f' = a(1 − a) in the same pass, not a second one. Step 2
+        # of a 64-25-64 chunk on SIMD tiles (kernel_choices.py --split, two
+        # runs alternating with the row-by-row form): 256 rows 12.3–12.6 →
+        # 9.8–12.0 µs in float64, 7.6–7.8 → 4.9–5.6 in float32; 32 rows
+        # 1.6–1.9 → 1.2–1.4 and 1.1–1.4 → 0.5–0.6.
+        fa, fy, fd = flat(a), flat(y), flat(delta)
+        if activation == SIGMOID:
+            one = a.dtype.type(1)
+            for k in range(fa.shape[0]):
+                diff = fa[k] - fy[k]  # −(y − a)
+                cost += diff * diff
+                fd[k] = diff * (fa[k] * (one - fa[k]))
+        else:
+            for k in range(fa.shape[0]):
+                diff = fa[k] - fy[k]
+                cost += diff * diff
+                fd[k] = diff
+            scale_by_derivative(delta, a, activation)
+        cost *= half
     elif loss == BINARY_CROSS_ENTROPY or loss == POISSON:
         for r in range(rows):
             for i in range(n):

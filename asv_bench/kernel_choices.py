@@ -260,6 +260,38 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   --contention`` (two runs, one of the previous release): loaded ratios in
   the same ranges. Right after numpy, two threads still gain little over
   one (after-numpy ratio 0.95–0.97 for the MNIST gradient).
+* Step 2 for the squared loss as one flat loop with the sigmoid's f' in the
+  same pass (adopted; ``--split``, two runs alternating with the release
+  before): the row-by-row loop summed each row's entries and then made a
+  second pass for f'. δ3 of a 64-25-64 chunk on SIMD tiles, 256 rows:
+  12.3–12.6 → 9.8–12.0 µs (float64), 7.6–7.8 → 4.9–5.6 (float32); 32 rows
+  1.6–1.9 → 1.2–1.4 and 1.1–1.4 → 0.5–0.6. End to end (one-off, the release
+  before copied under another name into the same process, calls
+  interleaved, four runs of 15 rounds, best ms): float32 SGD epoch
+  4.31–4.64 → 4.13–4.53, UFLDL gradient 2.02–2.55 → 1.94–2.18; float64 no
+  difference beyond noise (UFLDL 3.50–4.19 → 3.57–4.34, SGD 8.03–8.56 →
+  7.93–8.20).
+* ``train``'s per-call cost (adopted; ``--overhead``): it seeded two
+  Generators per call, ~12 µs each — the shuffling one and the validation
+  split's, built even with no split. An integer seed's first state is now
+  computed once and cached, shuffled epochs load ``state["rng"]`` into a
+  per-thread PCG64 for each draw (the same draws, the same state written
+  back), the split builds its Generator only when there is a split, and gd,
+  L-BFGS and unshuffled epochs build none. ``train(iterations=1)`` on one
+  example, best rounds, alternating with the release before: 2-8-1 gd
+  91.8–116.2 → 36.3–39.1 µs (four runs), sgd 101.9–118.9 → 57.7–59.5;
+  64-25-64 gd 113.3–141.9 → 53.5–69.0, sgd 122.6–139.6 → 70.5–76.8.
+* MNIST 784-256-10 (float64, m = 10,000) against its own chunks' products
+  alone (one-off probe: the five products of every 256-row chunk through
+  the same BLAS calls, in a numba loop; the roof is numpy's 2048³ dgemm in
+  the same run): on one thread the products alone took 205–222 ms, 90–99 %
+  of the roof, and fastbp's gradient 208–232 ms, 88–96 %; on two threads
+  104–122 ms against fastbp's 110–129 ms. So fastbp is within 3–10 % of
+  what its products cost; the rest is spread thin: zeroing and summing
+  the 16 slots' ΔW (16 × 1.6 MB; memset ~2 % of a deep gradient's
+  ``perf`` samples in an earlier session), the sigmoid (2.56 M values,
+  ~1.2 ns each on one thread), and whichever thread takes the last slot
+  (40 chunks in 16 slots of 2 or 3).
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
@@ -1087,17 +1119,29 @@ def scaling():
 
 _FIRST = """
 import time; t0 = time.perf_counter()
-import numpy as np, fastbp
+import numpy as np
+t_numpy = time.perf_counter()
+import numba
+t_numba = time.perf_counter()
+import fastbp
+t_fastbp = time.perf_counter()
+net = fastbp.Network([64, 25, 64], seed=0)
+t_net = time.perf_counter()
 X = np.random.default_rng(0).random((1000, 64))
-fastbp.Network([64, 25, 64], seed=0).cost_and_gradient(X, X)
+net.cost_and_gradient(X, X)
 t1 = time.perf_counter()
 fastbp.Network([37, 13, 5, 3], seed=0).cost_and_gradient(X[:, :37], X[:, :3])
-print(f"{t1 - t0:.2f} {time.perf_counter() - t1:.3f}")
+print(f"{t1 - t0:.2f} {time.perf_counter() - t1:.3f} {t_numpy - t0:.3f} {t_numba - t_numpy:.3f} "
+      f"{t_fastbp - t_numba:.3f} {t_net - t_fastbp:.3f} {t1 - t_net:.3f}")
 """
 
 
 def first():
-    """Section 14: new processes, an empty numba cache, then a warm one."""
+    """Section 14: new processes, an empty numba cache, then a warm one. The
+    first gradient's time is split into its stages: importing numpy, numba
+    and fastbp; building the network, whose check of θ is the process's
+    first compiled call (numba then loads its own typing and lowering
+    registries, which import scipy.linalg for BLAS); and the gradient."""
     import subprocess
     import tempfile
     print("14. a new process's first 64-25-64 gradient (s), and then a 37-13-5-3 one")
@@ -1108,6 +1152,15 @@ def first():
                                  capture_output=True, text=True).stdout.split()
             print(f"   {label:11s} first gradient {out[0]} s, new architecture after it "
                   f"{out[1]} s", flush=True)
+            if len(out) > 2:
+                print(f"               of it: import numpy {out[2]}, numba {out[3]}, fastbp "
+                      f"{out[4]}; Network() {out[5]}; the gradient {out[6]}", flush=True)
+    start = subprocess.run([sys.executable, "-X", "importtime", "-c", "import numpy, scipy.linalg"],
+                           capture_output=True, text=True).stderr.splitlines()
+    total = [line for line in start if line.rstrip().endswith("| scipy.linalg")]
+    if total:
+        print(f"   importing scipy.linalg after numpy (numba does, for BLAS, at its first "
+              f"compiled call): {int(total[-1].split('|')[1]) / 1e6:.3f} s", flush=True)
 
 
 def narrow():

@@ -419,10 +419,11 @@ def _rng(state, seed):
     """The shuffling Generator, resumed from ``state`` when it holds one; every
     draw writes its state back to ``state``."""
     if isinstance(seed, int) or (seed is None and "rng" in state):
-        # Seeding a Generator costs ~20 µs (SeedSequence and PCG64's set-up),
-        # twice a train(iterations=1) call's kernel on a 32-row epoch: an
-        # integer seed's first state is computed once and cached, and every
-        # draw runs on this thread's PCG64 with ``state["rng"]`` loaded into it.
+        # Seeding a Generator costs 12–24 µs (SeedSequence and PCG64's
+        # set-up; kernel_choices.py --overhead), about what the kernel of a
+        # one-batch epoch costs: an integer seed's first state is computed
+        # once and cached, and every draw runs on this thread's PCG64 with
+        # ``state["rng"]`` loaded into it.
         return _StateRNG(state, seed)
     rng = np.random.default_rng(seed)
     if "rng" in state:

@@ -52,6 +52,10 @@
     kernels' views made by slicing and reshaping against
     :func:`fastbp._views.block` — why the kernels cut their views as blocks
     that own nothing.
+17. ``--products``: the float64 MNIST 784-256-10 gradient (m = 10,000)
+    against its chunks' five matrix products alone, through the same BLAS
+    calls, on one and two threads, with the 2048³ dgemm roof of the same
+    thread count — how far fastbp is from what its own products cost.
 
 Tried and measured, on this 2-core machine (issue 9), with what came of it:
 
@@ -282,16 +286,16 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   91.8–116.2 → 36.3–39.1 µs (four runs), sgd 101.9–118.9 → 57.7–59.5;
   64-25-64 gd 113.3–141.9 → 53.5–69.0, sgd 122.6–139.6 → 70.5–76.8.
 * MNIST 784-256-10 (float64, m = 10,000) against its own chunks' products
-  alone (one-off probe: the five products of every 256-row chunk through
-  the same BLAS calls, in a numba loop; the roof is numpy's 2048³ dgemm in
-  the same run): on one thread the products alone took 205–222 ms, 90–99 %
-  of the roof, and fastbp's gradient 208–232 ms, 88–96 %; on two threads
-  104–122 ms against fastbp's 110–129 ms. So fastbp is within 3–10 % of
-  what its products cost; the rest is spread thin: zeroing and summing
-  the 16 slots' ΔW (16 × 1.6 MB; memset ~2 % of a deep gradient's
-  ``perf`` samples in an earlier session), the sigmoid (2.56 M values,
-  ~1.2 ns each on one thread), and whichever thread takes the last slot
-  (40 chunks in 16 slots of 2 or 3).
+  alone (``--products``, two runs): on one thread the products alone took
+  233.8 and 246.4 ms, fastbp's gradient 245.4 and 232.7; on two threads
+  128.1 and 120.4 against 133.7 and 122.5. fastbp is within 5 % of what
+  its products cost, either way, and the products themselves read 84–102 %
+  of the 2048³ dgemm roof measured beside them, so the roof column of
+  compare_peers moves with that measurement as much as with fastbp. What is
+  left is spread thin: zeroing and summing the 16 slots' ΔW (16 × 1.6 MB;
+  memset ~2 % of a deep gradient's ``perf`` samples in an earlier
+  session), the sigmoid (2.56 M values, ~1.2 ns each on one thread), and
+  whichever thread takes the last slot (40 chunks in 16 slots of 2 or 3).
 
 Interleaved best-of-N (medians for 5); sections 1-4 want an otherwise idle machine.
 """
@@ -307,6 +311,7 @@ from threadpoolctl import threadpool_limits
 
 import fastbp
 from fastbp import _kernels
+from fastbp._blas import gemm_accumulate
 from fastbp._exp import exp
 try:
     from fastbp._exp import (_bits_to_float32, _bits_to_float64, _float32_to_bits,
@@ -450,15 +455,9 @@ def _sigmoid_select32(z):
 
 
 @kernel()
-def _sigmoid_select_64(x, out):
+def _sigmoid_select(x, out):
     for i in range(x.shape[0]):
-        out[i] = _sigmoid_select64(x[i])
-
-
-@kernel()
-def _sigmoid_select_32(x, out):
-    for i in range(x.shape[0]):
-        out[i] = _sigmoid_select32(x[i])
+        out[i] = _sigmoid_select64(x[i]) if x.itemsize == 8 else _sigmoid_select32(x[i])
 
 
 def exp_speed():
@@ -480,7 +479,7 @@ def exp_speed():
         a = np.empty_like(z)
         b = np.empty_like(z)
         sig = [lambda: _sigmoid_by_exp(z, a), lambda: _sigmoid_rational(z, a),
-               lambda: (_sigmoid_select_64 if dt == np.float64 else _sigmoid_select_32)(z, b)]
+               lambda: _sigmoid_select(z, b)]
         for g in sig:
             g()
         same = np.array_equal(a, b)
@@ -931,7 +930,6 @@ def simd():
     """Section 12: GFLOP/s of a layer's three products on one thread, BLAS
     (``np.dot``, gemm with β = 1) against the SIMD tiles (Wᵀ packed once;
     ``+pack`` packs it on every call), interleaved, best of 7 rounds."""
-    from fastbp._blas import gemm_accumulate
     from fastbp import _simd as S
 
     @njit
@@ -1356,10 +1354,71 @@ def views():
           f"(each with 12 loads and adds)", flush=True)
 
 
+@njit(nogil=True)
+def _mnist_products(X, W1, W1_t, W2, W2_t, chunk, first, stop, z2, z3, d2, d3, dW1, dW2):
+    """The five products of chunks [first, stop) of a 784-256-10 gradient:
+    z2 = x W1ᵀ, z3 = a2 W2ᵀ, ΔW2 += δ3ᵀ a2, δ2 = δ3 W2, ΔW1 += δ2ᵀ x (no
+    activations, no residual arithmetic: the products alone)."""
+    m = X.shape[0]
+    for c in range(first, stop):
+        start = c * chunk
+        rows = min(chunk, m - start)
+        x = X[start:start + rows]
+        np.dot(x, W1_t, z2[:rows])
+        np.dot(z2[:rows], W2_t, z3[:rows])
+        gemm_accumulate(d3[:rows], z2[:rows], dW2)
+        np.dot(d3[:rows], W2, d2[:rows])
+        gemm_accumulate(d2[:rows], x, dW1)
+
+
+@njit(parallel=True)
+def _mnist_products_parallel(X, W1, W1_t, W2, W2_t, chunk, n_parts, z2, z3, d2, d3, dW1, dW2):
+    n_chunks = (X.shape[0] + chunk - 1) // chunk
+    for w in prange(n_parts):
+        _mnist_products(X, W1, W1_t, W2, W2_t, chunk, w * n_chunks // n_parts,
+                        (w + 1) * n_chunks // n_parts, z2[w], z3[w], d2[w], d3[w], dW1[w],
+                        dW2[w])
+
+
+def products():
+    """Section 17 (``--products``): the MNIST gradient against its products
+    alone, best of 5 interleaved rounds per thread count (BLAS held to one
+    thread inside both, as fastbp holds it), with numpy's 2048³ dgemm rate on
+    that many threads as the roof."""
+    import numba
+    sizes, m, chunk = (784, 256, 10), 10_000, 256
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((m, sizes[0])), rng.random((m, sizes[-1]))
+    net = fastbp.Network(list(sizes), seed=0)
+    W1, W2 = (np.ascontiguousarray(w) for w in net.weights)
+    W1_t, W2_t = np.ascontiguousarray(W1.T), np.ascontiguousarray(W2.T)
+    flops = 2 * m * (2 * (W1.size + W2.size) + W2.size)
+    a, b = rng.random((2048, 2048)), rng.random((2048, 2048))
+    print("17. MNIST 784-256-10 float64, m = 10,000: fastbp's gradient against its chunks' "
+          "products alone (best of 5, ms; % of the 2048^3 dgemm roof)")
+    for threads in (1, 2):
+        bufs = [rng.random((threads, chunk, n)) for n in (256, 10, 256, 10)]
+        dW = [np.zeros((threads,) + W.shape) for W in (W1, W2)]
+        fastbp.set_num_threads(threads)
+        numba.set_num_threads(threads)
+        with threadpool_limits(1, user_api="blas"):
+            t_alone, t_grad = best([
+                lambda: _mnist_products_parallel(X, W1, W1_t, W2, W2_t, chunk, threads, *bufs,
+                                                 *dW),
+                lambda: net.cost_and_gradient(X, Y, 1e-4)], rounds=5, number=1)
+        with threadpool_limits(threads, user_api="blas"):
+            t_gemm = best([lambda: np.dot(a, b)], rounds=3, number=1)[0]
+        roof = flops / (2 * 2048 ** 3 / t_gemm)
+        print(f"   {threads} thread(s): dgemm {2 * 2048 ** 3 / t_gemm / 1e9:.1f} GFLOP/s, roof "
+              f"{roof * 1e3:.1f} ms | products alone {t_alone * 1e3:.1f} ms "
+              f"({roof / t_alone * 100:.0f} %) | fastbp {t_grad * 1e3:.1f} ms "
+              f"({roof / t_grad * 100:.0f} %)", flush=True)
+
+
 SECTIONS = {"--exp": exp_speed, "--simd": simd, "--narrow": narrow, "--split": split, "--loop-orders": loop_orders,
             "--chunk": chunk_sizes, "--threshold": threshold, "--rows": rows,
             "--overhead": overhead, "--scaling": scaling, "--first": first, "--units": units,
-            "--views": views}
+            "--views": views, "--products": products}
 
 if __name__ == "__main__":
     chosen = [f for flag, f in SECTIONS.items() if flag in sys.argv[1:]]

@@ -22,7 +22,9 @@
 7. ``--overhead``: where a one-example call's time goes (input checks, the
    compiled call, BLAS pinning, the gradient's views), against an empty
    numba call with as many arguments — what the small-call path saves; and
-   ``train(iterations=1)``, gd and sgd, beside what seeding a Generator costs.
+   ``train(iterations=1)``, gd and sgd, beside what seeding a Generator costs;
+   and 2-8-1's call with a pure-Python loop, rounds interleaved, to tell the
+   machine's noise from fastbp's.
 8. ``--loop-orders``: weight decay's loops, and other loop orders for the
    explicit-loop layers (fewer than 64 weights) on a 256-row chunk.
 9. ``--chunk``: the full-batch gradient with chunks of 128 … 1,024 rows.
@@ -651,6 +653,45 @@ def overhead():
             times = _rounds(f, number=1000, rounds=60)
             print(f"     {name:36s} {times[0]:7.2f} / {times[len(times) // 2]:7.2f}",
                   flush=True)
+    _noise_reference()
+
+
+def _python_loop():
+    """Fixed pure-Python work (no numpy, no fastbp), ~10 µs: a reference for
+    how much the machine itself moves between rounds."""
+    s = 0
+    for i in range(300):
+        s += i * i
+    return s
+
+
+def _noise_reference(rounds=150, number=1000):
+    """2-8-1's one-example ``cost_and_gradient`` and :func:`_python_loop`,
+    their rounds interleaved, so both see the same stretches of the
+    machine's time: when the median round of the Python loop sits as far
+    above its best as fastbp's does, the gap between fastbp's best and
+    median rounds is the machine's, not fastbp's."""
+    net = fastbp.Network([2, 8, 1])
+    rng = np.random.default_rng(0)
+    X, Y = rng.random((1, 2)), rng.random((1, 1))
+    calls = {"cost_and_gradient, 2-8-1": lambda: net.cost_and_gradient(X, Y, 1e-4),
+             "a pure-Python loop": _python_loop}
+    times = {name: [] for name in calls}
+    for f in calls.values():
+        for _ in range(200):
+            f()
+    for _ in range(rounds):
+        for name, f in calls.items():
+            t = time.perf_counter()
+            for _ in range(number):
+                f()
+            times[name].append((time.perf_counter() - t) / number * 1e6)
+    print(f"   the machine's noise: rounds interleaved ({rounds} of {number:,} calls each; "
+          f"us: best / median, median ÷ best)")
+    for name, t in times.items():
+        t = sorted(t)
+        print(f"     {name:36s} {t[0]:7.2f} / {t[len(t) // 2]:7.2f}   "
+              f"{t[len(t) // 2] / t[0]:5.2f}", flush=True)
 
 
 def loop_orders():

@@ -1317,6 +1317,87 @@ def optimizer_step(theta, grad, kind, learning_rate, momentum, beta1, beta2, eps
             theta[p] -= rate * m1[p] / (np.sqrt(m2[p]) + epsilon)
 
 
+# How a run of full-batch steps ended (:func:`full_batch_steps`).
+STEPS_OK, NONFINITE_GRADIENT, NONFINITE_UPDATE, BAD_SPARSITY = 0, 1, 2, 3
+
+
+@kernel()
+def finite_float(x):
+    """Whether x is finite, as |x| ≤ the largest float64 — a comparison no
+    fastmath rewrite can fold. numba's np.isfinite(x) is (x − x) == (x − x),
+    and with ``reassoc`` LLVM may fold x − x to 0 when x is a sum: inside
+    full_batch_steps a J of inf (with a finite gradient) passed as finite."""
+    return abs(x) <= 1.7976931348623157e308
+
+
+@kernel()
+def all_finite_1d(a):
+    for p in range(a.shape[0]):
+        if not np.isfinite(a[p]):
+            return False
+    return True
+
+
+@kernel()
+def full_batch_steps(theta, sizes, activations, products, loss, X, Y, order, weight_decay,
+                     rho, beta, rates, kind, momentum, beta1, beta2, epsilon, moments, step,
+                     want_gradient, chunk, max_slots, width, costs):
+    """``rates.shape[0]`` full-batch steps of one network on the calling
+    thread, step t with α = rates[t]: J and ∇J at θ over the rows ``order``
+    of X, Y (empty: all of them, read in place), with the sparsity term
+    when β ≠ 0, then :func:`optimizer_step`. ``costs[t]`` = J (float64).
+
+    Returns (steps done, how it ended). It ends early at the first step
+    where ρ̂ leaves (0, 1) (BAD_SPARSITY), where J or ∇J is not finite
+    (NONFINITE_GRADIENT: θ untouched), or where the update leaves θ not
+    finite (NONFINITE_UPDATE: θ and the moments restored, the step count
+    not); ``costs`` then holds that step's J where it was computed.
+
+    ``fastbp.train`` runs its full-batch steps here, in blocks, when a step
+    is too small for threads, and ``train_many`` runs each network's steps
+    here: one routine, so both end on the same bits as a step-by-step loop
+    of ``cost_and_gradient_rows`` and ``optimizer_step``. ``want_gradient``
+    (True) arrives as an argument, as in that loop, not as a constant the
+    compiler could fold.
+    """
+    n_params = theta.shape[0]
+    dtype = theta.dtype
+    n_hidden = sizes[1] if sizes.shape[0] > 2 else 0
+    m = n_examples(X, order)
+    workspace = np.empty((min(max_slots, (m + chunk - 1) // chunk), width), dtype)
+    grad = np.empty(n_params, dtype)
+    previous = np.empty(n_params, dtype)
+    previous_moments = np.empty((2, n_params), dtype)
+    rho_hat = np.empty(n_hidden, dtype)
+    r = np.empty(n_hidden, np.float64)
+    sparse = np.empty(n_hidden if beta != 0.0 else 0, dtype)
+    for t in range(rates.shape[0]):
+        sparsity_cost = 0.0
+        if beta != 0.0:
+            mean_activation_rows(theta, sizes, activations, products, X, order, chunk,
+                                 max_slots, False, rho_hat)
+            for j in range(n_hidden):
+                r[j] = np.float64(rho_hat[j])
+            ok, sparsity_cost = sparsity_terms(r, rho, beta, sparse)
+            if not ok:
+                return t, BAD_SPARSITY
+        previous[:] = theta
+        previous_moments[:] = moments
+        J = np.float64(cost_and_gradient_rows(
+            theta, sizes, activations, products, loss, X, Y, order, weight_decay, sparse,
+            want_gradient, False, m, chunk, max_slots, 0, workspace, grad)) + sparsity_cost
+        costs[t] = J
+        if not (finite_float(J) and all_finite_1d(grad)):
+            return t, NONFINITE_GRADIENT
+        optimizer_step(theta, grad, kind, rates[t], momentum, beta1, beta2, epsilon, moments,
+                       step)
+        if not all_finite_1d(theta):
+            theta[:] = previous
+            moments[:] = previous_moments
+            return t, NONFINITE_UPDATE
+    return rates.shape[0], STEPS_OK
+
+
 #: A mini-batch big enough to share (see :mod:`fastbp._threads`) is cut into
 #: this many contiguous parts, one per thread, each with its own gradient
 #: buffer; the parts are summed in order. The number of parts depends on the

@@ -2,9 +2,7 @@
 
 Each network is trained by one thread, start to finish, with exactly the
 routines :func:`fastbp.train` runs for it — :func:`~fastbp._kernels.
-mean_activation_rows`, :func:`~fastbp._kernels.sparsity_terms`,
-:func:`~fastbp._kernels.cost_and_gradient_rows`,
-:func:`~fastbp._kernels.optimizer_step` and
+full_batch_steps` (ρ̂, the gradient and the update, step after step) and
 :func:`~fastbp._kernels.minibatch_epoch` — called with ``parallel=False``:
 the same slots, chunks and batch parts, summed in the same order, only run in
 turn on the network's thread instead of spread over the pool. Nothing crosses
@@ -30,15 +28,9 @@ from numba import prange
 from . import _kernels as K
 from ._compiler import kernel
 
-OK, NONFINITE_GRADIENT, NONFINITE_UPDATE, BAD_SPARSITY, STOPPED = 0, 1, 2, 3, 4
-
-
-@kernel()
-def all_finite_1d(a):
-    for p in range(a.shape[0]):
-        if not np.isfinite(a[p]):
-            return False
-    return True
+OK, NONFINITE_GRADIENT, NONFINITE_UPDATE, BAD_SPARSITY = (
+    K.STEPS_OK, K.NONFINITE_GRADIENT, K.NONFINITE_UPDATE, K.BAD_SPARSITY)
+STOPPED = 4
 
 
 @kernel()
@@ -61,54 +53,19 @@ def full_batch_many(thetas, sizes, activations, products, loss, X, Y, orders, st
     rhos, betas : (n_nets,) float64 (β = 0: no sparsity term)
     costs : (n_nets, n_steps) float64 out, J before each step (as ``train``'s history)
     done : (n_nets,) steps completed; status : (n_nets,) see the module docstring
+
+    Each network's steps are :func:`fastbp._kernels.full_batch_steps`, the
+    routine ``train`` runs for a network whose steps are too small for threads.
     """
-    n_nets, n_params = thetas.shape
-    n_steps = rates.shape[1]
-    dtype = thetas.dtype
-    n_hidden = sizes[1] if sizes.shape[0] > 2 else 0
+    n_nets = thetas.shape[0]
     for i in prange(n_nets):
         if not active[i]:
             continue
-        theta = thetas[i]
-        order = rows_of(orders, starts, stops, i)
-        m = K.n_examples(X, order)
-        n_slots = min(max_slots, (m + chunk - 1) // chunk)
-        workspace = np.empty((n_slots, width), dtype)
-        grad = np.empty(n_params, dtype)
-        previous = np.empty(n_params, dtype)
-        previous_moments = np.empty((2, n_params), dtype)
-        rho_hat = np.empty(n_hidden, dtype)
-        r = np.empty(n_hidden, np.float64)
-        sparse = np.empty(n_hidden if betas[i] != 0.0 else 0, dtype)
-        for t in range(n_steps):
-            sparsity_cost = 0.0
-            if betas[i] != 0.0:
-                K.mean_activation_rows(theta, sizes, activations, products, X, order, chunk,
-                                       max_slots, False, rho_hat)
-                for j in range(n_hidden):
-                    r[j] = np.float64(rho_hat[j])
-                ok, sparsity_cost = K.sparsity_terms(r, rhos[i], betas[i], sparse)
-                if not ok:
-                    status[i] = BAD_SPARSITY
-                    break
-            previous[:] = theta
-            previous_moments[:] = moments[i]
-            J = np.float64(K.cost_and_gradient_rows(
-                theta, sizes, activations, products, loss, X, Y, order, weight_decays[i],
-                sparse, want_gradient, False, m, chunk, max_slots, 0, workspace, grad)) \
-                + sparsity_cost
-            if not (np.isfinite(J) and all_finite_1d(grad)):
-                status[i] = NONFINITE_GRADIENT
-                break
-            K.optimizer_step(theta, grad, kinds[i], rates[i, t], momenta[i], beta1s[i],
-                             beta2s[i], epsilons[i], moments[i], steps[i])
-            if not all_finite_1d(theta):
-                theta[:] = previous
-                moments[i][:] = previous_moments
-                status[i] = NONFINITE_UPDATE
-                break
-            costs[i, t] = J
-            done[i] += 1
+        done[i], status[i] = K.full_batch_steps(
+            thetas[i], sizes, activations, products, loss, X, Y,
+            rows_of(orders, starts, stops, i), weight_decays[i], rhos[i], betas[i], rates[i],
+            kinds[i], momenta[i], beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i],
+            want_gradient, chunk, max_slots, width, costs[i])
 
 
 @kernel(parallel=True)
@@ -129,7 +86,7 @@ def epoch_many(thetas, sizes, activations, products, loss, X, Y, orders, starts,
             theta, sizes, activations, products, loss, X, Y, rows_of(orders, starts, stops, i),
             shuffled, batch_size, parts, weight_decays[i], chunk, kinds[i], rates[i], momenta[i],
             beta1s[i], beta2s[i], epsilons[i], moments[i], steps[i], False, False))
-        if not (np.isfinite(J) and all_finite_1d(theta)):
+        if not (K.finite_float(J) and K.all_finite_1d(theta)):
             theta[:] = previous
             moments[i][:] = previous_moments
             status[i] = NONFINITE_UPDATE

@@ -187,8 +187,7 @@ def train_many(nets, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, 
     rho_arr, beta_arr = np.array(rho, np.float64), np.array(beta, np.float64)
     net_args = (net0._sizes, net0._activation_codes, net0._products, LOSSES[net0.loss])
     # Per running network: the slot rows of train's workspace plus one gathered chunk of X, Y.
-    width = (2 * CHUNK * sum(net0.layer_sizes[1:]) + net0.n_params
-             + CHUNK * (net0.layer_sizes[0] + net0.layer_sizes[-1]))
+    width = net0._rows_workspace_width()
 
     def rates(t):
         # train's rate(t) in float64, then cast: the same numbers to the bit.

@@ -27,6 +27,9 @@ OUTPUT_ACTIVATIONS = {"cross_entropy": "softmax", "binary_cross_entropy": "sigmo
                       "poisson": "exp"}
 _OUTPUT_ONLY = {"softmax": K.SOFTMAX, "exp": K.EXP}
 INITS = ("normal", "uniform")
+#: The error of a sparsity term whose mean hidden activations ρ̂ leave (0, 1).
+SPARSITY_OUTSIDE = ("sparsity needs mean hidden activations strictly inside (0, 1); "
+                    "use a sigmoid first hidden layer")
 
 
 class Network:
@@ -307,8 +310,7 @@ class Network:
         args = (theta, self._sizes, self._activation_codes, self._products, self._loss_code,
                 X, Y, dt(weight_decay), sparsity_delta, want_gradient, in_kernel, m_total, CHUNK,
                 MAX_SLOTS)
-        # Forward, residuals and ΔW: about three forward passes of work.
-        threads = _threads.plan(3 * self._forward_flops * m) if m > CHUNK else 0
+        threads = self._threads_for(m)
         lock = self._workspace_lock()
         mine = lock.acquire(blocking=False)  # taken: another thread computes with it
         try:
@@ -331,13 +333,22 @@ class Network:
                 _allreduce_sum(comm, grad)
         return float(J) + sparsity_cost
 
+    def _step_flops(self, m):
+        """A gradient's work on m examples: forward, residuals and ΔW, about
+        three forward passes."""
+        return 3 * self._forward_flops * m
+
+    def _threads_for(self, m):
+        """Threads for a gradient on m examples (0: the serial kernel); one
+        chunk is always serial."""
+        return _threads.plan(self._step_flops(m)) if m > CHUNK else 0
+
     def _batch_parts(self, batch_size):
         """Parts a mini-batch's gradient is cut into: BATCH_PARTS when the
         batch's work is worth threads (forward, residuals and ΔW: about three
         forward passes), else 1. Depends on the architecture and batch size
         only, so the result is bit-identical for any thread count."""
-        return K.BATCH_PARTS if _threads.worth_sharing(
-            3 * self._forward_flops * batch_size) else 1
+        return K.BATCH_PARTS if _threads.worth_sharing(self._step_flops(batch_size)) else 1
 
     def _pin_blas(self, m, uses_blas=None):
         """The context a kernel call on m examples runs in: BLAS held to one
@@ -362,6 +373,13 @@ class Network:
     def _new_workspace(self, slots):
         width = 2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
         return np.empty((slots, width), self.dtype)
+
+    def _rows_workspace_width(self):
+        """Entries of one slot row for a kernel that may read X, Y through an
+        index array: the slot's activations, residuals and ΔW/Δb plus one
+        gathered chunk of X and Y."""
+        return (2 * CHUNK * sum(self.layer_sizes[1:]) + self.n_params
+                + CHUNK * (self.layer_sizes[0] + self.layer_sizes[-1]))
 
     def _workspace_lock(self):
         """The lock over the network's kept workspace.
@@ -388,9 +406,7 @@ class Network:
         delta = np.empty(r.shape[0], self.dtype)
         ok, cost = K.sparsity_terms(r, float(rho), float(beta), delta)  # shared with train_many
         if not ok:
-            raise ValueError(
-                "sparsity needs mean hidden activations strictly inside (0, 1); "
-                "use a sigmoid first hidden layer")
+            raise ValueError(SPARSITY_OUTSIDE)
         return delta, float(cost)
 
     def _check_sparsity(self, sparsity_target, sparsity_weight):

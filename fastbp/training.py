@@ -9,13 +9,13 @@ import threading
 import numpy as np
 
 from . import _kernels as K
-from ._compiler import CHUNK
+from ._compiler import CHUNK, MAX_SLOTS
 from . import _threads
 from ._threads import blas_single_threaded
 from ._validation import all_finite, check_finite, check_scalar, check_seed
 from .checkpoint import load_checkpoint, run_fingerprint, save_checkpoint
 from .network import LOSSES as K_LOSSES
-from .network import Network
+from .network import SPARSITY_OUTSIDE, Network
 
 OPTIMIZERS = ("gd", "sgd", "adam", "lbfgs")
 SCHEDULES = ("constant", "invscaling", "step")
@@ -237,6 +237,12 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
             return learning_rate * step_factor ** (t // step_every)
         return learning_rate
 
+    if (full_batch and comm is None and callback is None and checkpoint is None
+            and validation_fraction == 0 and net._threads_for(X.shape[0]) == 0):
+        # Nothing to do between steps, and a step too small for threads: run
+        # them in compiled blocks, without the Python below around each step.
+        return stopper.finish(_full_batch_blocks(net, X, Y, weight_decay, rho, beta, rate,
+                                                 rule, start, stop, state, learning_rate))
     previous = np.empty_like(net.theta)
     previous_moments = np.empty_like(moments)
     grad = np.empty_like(net.theta)
@@ -369,6 +375,58 @@ class _SignalCatcher:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         return False
+
+
+#: Floating-point operations per compiled block of full-batch steps
+#: (:func:`_full_batch_blocks`): ~10–30 ms on one core, so Ctrl-C waits at most
+#: about that long. At most BLOCK_STEPS steps a block.
+BLOCK_FLOPS = 3.2e8
+BLOCK_STEPS = 1024
+
+_ALL_ROWS = np.empty(0, np.int64)  # an empty index array: every row of X, read in place
+
+
+def _full_batch_blocks(net, X, Y, weight_decay, rho, beta, rate, rule, start, stop, state,
+                       learning_rate):
+    """Full-batch steps start … stop − 1 in blocks of one compiled call each
+    (:func:`fastbp._kernels.full_batch_steps`) — the routines and the order of
+    the step-by-step loop in :func:`train`, so the same bits — for a run with
+    nothing to do between steps (no callback, checkpoint, early stopping or
+    MPI) whose steps are too small for threads. Returns the history; raises
+    as the step-by-step loop does, with ``state`` and θ left as it leaves them.
+    """
+    kind, momentum, beta1, beta2, epsilon, moments, step = rule
+    m = X.shape[0]
+    per_block = int(min(BLOCK_STEPS, max(1, BLOCK_FLOPS // net._step_flops(m))))
+    args = (net._sizes, net._activation_codes, net._products, net._loss_code, X, Y, _ALL_ROWS,
+            net.dtype.type(weight_decay), float(rho), float(beta))
+    width = net._rows_workspace_width()
+    costs = np.empty(min(per_block, stop - start), np.float64)
+    history = []
+    t = start
+    while t < stop:
+        n = min(per_block, stop - t)
+        # rate(t) in float64, then rounded once to θ's dtype, as the loop's dt(rate(t)).
+        rates = np.array([rate(s) for s in range(t, t + n)], np.float64).astype(net.dtype)
+        with net._pin_blas(m):
+            done, status = K.full_batch_steps(
+                net.theta, *args, rates, kind, momentum, beta1, beta2, epsilon, moments, step,
+                True, CHUNK, MAX_SLOTS, width, costs[:n])
+        history.extend(costs[:done].tolist())
+        t += done
+        state["iteration"] = t
+        if status == K.BAD_SPARSITY:
+            raise ValueError(SPARSITY_OUTSIDE)
+        if status == K.NONFINITE_GRADIENT:
+            raise DivergenceError(f"iteration {t}: the cost or gradient is not finite "
+                                  f"(J = {costs[done]}); the network keeps the last finite "
+                                  f"parameters")
+        if status == K.NONFINITE_UPDATE:
+            raise DivergenceError(
+                f"iteration {t}: the cost or the updated parameters are not finite "
+                f"(J = {costs[done]}); the network keeps the parameters from before it — "
+                f"lower learning_rate (α = {learning_rate})")
+    return history
 
 
 def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t, comm, m_total):

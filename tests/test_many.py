@@ -39,7 +39,10 @@ def assert_same_as_train(sizes, m, n=3, rows=None, dtype=np.float64, loss="squar
     for i in range(n):
         X_i, Y_i = (X, Y) if rows is None or rows[i] is None else (X[rows[i]], Y[rows[i]])
         own = {k: per(v, i) for k, v in per_network.items()}
-        expected = fastbp.train(alone[i], X_i, Y_i, **own, **options)
+        # train's step-by-step loop (a callback forces it): an independent path,
+        # not the compiled steps train_many shares with train's small full-batch runs
+        loop = {} if "callback" in options else {"callback": lambda t, J, net: None}
+        expected = fastbp.train(alone[i], X_i, Y_i, **own, **options, **loop)
         assert isinstance(histories[i], fastbp.TrainingHistory)
         np.testing.assert_array_equal(histories[i], expected, err_msg=f"history of net {i}")
         assert histories[i].shape == expected.shape
@@ -181,7 +184,7 @@ def test_a_diverging_network_is_reported_and_the_others_finish():
     for i in range(3):
         try:
             expected = fastbp.train(alone[i], X, Y, iterations=4, learning_rate=rates[i],
-                                    weight_decay=1.0)
+                                    weight_decay=1.0, callback=lambda t, J, net: None)
         except fastbp.DivergenceError:
             assert i == 1
             expected = None
@@ -190,6 +193,23 @@ def test_a_diverging_network_is_reported_and_the_others_finish():
         # the diverged network keeps its last finite θ, exactly as train leaves it
         np.testing.assert_array_equal(nets[i].theta, alone[i].theta)
     assert np.all(np.isfinite(nets[1].theta))
+
+
+def test_a_cost_overflowing_to_inf_with_a_finite_gradient_stops_that_network():
+    """θ grows to ~6e307 in the first step; the second step's J overflows to
+    inf while its gradient is still finite. train stops there; so must
+    train_many, leaving θ as train does (not take the step and record inf)."""
+    X, Y = make_data([3, 4, 2], 30)
+    nets = nets_for([3, 4, 2], 2)
+    alone = nets[1].copy()
+    with pytest.raises(fastbp.DivergenceError, match=r"network 1 at iteration 1 ") as info:
+        fastbp.train_many(nets, X, Y, iterations=4, learning_rate=[0.5, 1e308],
+                          weight_decay=1.0, momentum=0.5)
+    with pytest.raises(fastbp.DivergenceError, match=r"^iteration 1: the cost or gradient"):
+        fastbp.train(alone, X, Y, iterations=4, learning_rate=1e308, weight_decay=1.0,
+                     momentum=0.5, callback=lambda t, J, net: None)
+    np.testing.assert_array_equal(nets[1].theta, alone.theta)
+    assert info.value.histories[1].tolist() == [info.value.histories[1][0]]
 
 
 THREADS = """

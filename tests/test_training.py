@@ -274,3 +274,142 @@ def test_a_generator_seed_is_still_drawn_from():
     expected = np.random.default_rng(4)
     expected.permutation(40), expected.permutation(40)
     assert gen.bit_generator.state == expected.bit_generator.state != before
+
+
+# ---------------------------------------------------------------- full-batch steps in blocks
+def _no_op(t, J, net):
+    """A callback: train then runs step by step, with Python around each step."""
+    return None
+
+
+def _train_both_ways(sizes, m, dtype, iterations=12, runs=1, **options):
+    """The same run twice: as train runs it by default (small steps: compiled
+    blocks) and step by step (a callback forces the Python loop). Returns
+    both networks, states and histories (the last of ``runs`` consecutive
+    calls that share one state)."""
+    X, Y = make_data(sizes, m, dtype)
+    out = []
+    for callback in (None, _no_op):
+        net, state = net_for(sizes, dtype=dtype, seed=3), {}
+        for _ in range(runs):
+            history = fastbp.train(net, X, Y, iterations=iterations, state=state,
+                                   callback=callback, **options)
+        out.append((net, state, history))
+    return out
+
+
+def _assert_same_run(blocks, steps):
+    (net_a, state_a, hist_a), (net_b, state_b, hist_b) = blocks, steps
+    np.testing.assert_array_equal(hist_a, hist_b)
+    assert hist_a.shape == hist_b.shape
+    np.testing.assert_array_equal(net_a.theta, net_b.theta)
+    assert state_a.keys() == state_b.keys()
+    for key in state_a:
+        np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("sizes,m", [([2, 8, 1], 1), ([3, 5, 2], 256), ([3, 5, 2], 700),
+                                     ([6, 4, 5, 3], 90)],
+                         ids=["one-example", "one-chunk", "three-slots", "two-hidden"])
+@pytest.mark.parametrize("options", [
+    {"weight_decay": 1e-3},
+    {"momentum": 0.9, "schedule": "step", "step_every": 3},
+    {"momentum": 0.5, "nesterov": True, "schedule": "invscaling", "power_t": 0.3},
+    {"optimizer": "adam", "batch_size": None, "learning_rate": 0.01},
+], ids=["gd", "momentum-step", "nesterov-invscaling", "adam-full-batch"])
+def test_full_batch_blocks_match_the_step_by_step_loop(dtype, sizes, m, options):
+    """Small full-batch steps run in compiled blocks (no Python per step);
+    θ, the history and every entry of the state are bit-identical to the
+    step-by-step loop, for every update rule and schedule, over two calls
+    that continue one state."""
+    blocks, steps = _train_both_ways(sizes, m, dtype, runs=2, **options)
+    _assert_same_run(blocks, steps)
+    assert blocks[1]["iteration"] == 24
+
+
+def test_full_batch_blocks_with_sparsity_and_across_block_boundaries(monkeypatch):
+    """The sparse autoencoder's term, and runs cut into several blocks (here
+    of 5 steps; at most BLOCK_STEPS), give the step-by-step loop's bits."""
+    from fastbp import training
+    monkeypatch.setattr(training, "BLOCK_STEPS", 5)
+    for dtype in (np.float64, np.float32):
+        blocks, steps = _train_both_ways([8, 3, 8], 60, dtype, iterations=17,
+                                         sparsity_target=0.1, sparsity_weight=3.0,
+                                         weight_decay=1e-4)
+        _assert_same_run(blocks, steps)
+        assert len(blocks[2]) == 17
+
+
+def test_full_batch_blocks_are_taken_only_with_nothing_to_do_between_steps(monkeypatch):
+    """The blocks run exactly when train has nothing to do between steps and
+    a step is too small for threads; a callback, early stopping, or a step
+    worth threads takes the step-by-step loop."""
+    from fastbp import _kernels as K
+    from fastbp import _threads
+    calls = []
+    real = K.full_batch_steps
+
+    def spy(*args):
+        calls.append(args[11].shape[0])  # the block's steps
+        return real(*args)
+
+    monkeypatch.setattr(K, "full_batch_steps", spy)
+    X, Y = make_data([3, 5, 2], 100)
+    fastbp.train(net_for([3, 5, 2]), X, Y, iterations=7)
+    assert calls == [7]
+    fastbp.train(net_for([3, 5, 2]), X, Y, iterations=7, callback=_no_op)
+    fastbp.train(net_for([3, 5, 2]), X, Y, iterations=7, validation_fraction=0.2)
+    fastbp.train(net_for([3, 5, 2]), X, Y, iterations=2, optimizer="sgd")
+    monkeypatch.setattr(_threads, "PARALLEL_MIN_FLOPS", 1.0)
+    monkeypatch.setattr(_threads, "get_num_threads", lambda: 2)
+    X, Y = make_data([3, 5, 2], 300)
+    fastbp.train(net_for([3, 5, 2]), X, Y, iterations=3)
+    assert calls == [7]
+
+
+@pytest.mark.parametrize("case", ["gradient", "inf-cost", "update"])
+def test_full_batch_blocks_diverge_as_the_step_by_step_loop_does(case):
+    """A step whose cost or gradient is not finite (θ untouched), or whose
+    update is (θ and the moments restored, as the loop leaves them): the
+    same error, the same θ and the same state either way."""
+    if case == "gradient":
+        # Σ_j W_ij x_j = 2e308 overflows in the first forward pass: J is not finite.
+        sizes, options = [2, 3, 1], {"learning_rate": 0.1}
+        X, Y = np.full((2, 2), 1e308), np.zeros((2, 1))
+
+        def make():
+            net = fastbp.Network(sizes, activations="identity")
+            net.theta = np.ones(net.n_params)
+            return net
+    elif case == "inf-cost":
+        # θ grows to ~6e307 in the first step; the second's J overflows to inf
+        # while its gradient is still finite.
+        sizes, options = [3, 4, 2], {"learning_rate": 1e308, "weight_decay": 1.0,
+                                    "momentum": 0.5}
+        X, Y = make_data(sizes, 30)
+        make = lambda: net_for(sizes, seed=1)
+    else:
+        # J and ∇J finite at θ = 5, but α ∇J overflows θ in the first step.
+        sizes, options = [3, 4, 2], {"learning_rate": 1e308, "weight_decay": 1.0,
+                                    "momentum": 0.5}
+        X, Y = make_data(sizes, 30)
+
+        def make():
+            net = net_for(sizes)
+            net.theta = np.full(net.n_params, 5.0)
+            return net
+    results = []
+    for callback in (None, _no_op):
+        net, state = make(), {}
+        with pytest.raises(fastbp.DivergenceError) as info:
+            fastbp.train(net, X, Y, iterations=20, state=state, callback=callback, **options)
+        results.append((str(info.value), net.theta.copy(), state))
+    (msg_a, theta_a, state_a), (msg_b, theta_b, state_b) = results
+    assert msg_a == msg_b
+    assert ("updated parameters" if case == "update" else "gradient is not finite") in msg_a
+    assert msg_a.startswith("iteration 1:" if case == "inf-cost" else "iteration 0:")
+    np.testing.assert_array_equal(theta_a, theta_b)
+    assert np.all(np.isfinite(theta_a))
+    for key in state_b:
+        np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)

@@ -653,7 +653,19 @@ def overhead():
             times = _rounds(f, number=1000, rounds=60)
             print(f"     {name:36s} {times[0]:7.2f} / {times[len(times) // 2]:7.2f}",
                   flush=True)
+        # Per step of a 100-step run: in compiled blocks (train's default when
+        # nothing runs between steps), and step by step (a callback forces it).
+        for name, callback in (("train(iterations=100), gd, per step", None),
+                               ("  the same, step by step (a callback)", _no_op)):
+            times = _rounds(lambda: fastbp.train(net, X, Y, iterations=100, callback=callback),
+                            number=10, rounds=30, warmup=5)
+            print(f"     {name:36s} {times[0] / 100:7.2f} / {times[len(times) // 2] / 100:7.2f}",
+                  flush=True)
     _noise_reference()
+
+
+def _no_op(t, J, net):
+    return None
 
 
 def _python_loop():

@@ -408,13 +408,20 @@ def _full_batch_blocks(net, X, Y, weight_decay, rho, beta, rate, rule, start, st
         n = min(per_block, stop - t)
         # rate(t) in float64, then rounded once to θ's dtype, as the loop's dt(rate(t)).
         rates = np.array([rate(s) for s in range(t, t + n)], np.float64).astype(net.dtype)
-        with net._pin_blas(m):
-            done, status = K.full_batch_steps(
-                net.theta, *args, rates, kind, momentum, beta1, beta2, epsilon, moments, step,
-                True, CHUNK, MAX_SLOTS, width, costs[:n])
-        history.extend(costs[:done].tolist())
-        t += done
-        state["iteration"] = t
+        updates_before, status = int(step[0]), K.STEPS_OK
+        try:
+            with net._pin_blas(m):
+                status = K.full_batch_steps(
+                    net.theta, *args, rates, kind, momentum, beta1, beta2, epsilon, moments,
+                    step, True, CHUNK, MAX_SLOTS, width, costs[:n])[1]
+        finally:
+            # Steps done, counted by the updates made (each step makes one; a step
+            # whose update was undone made one too), so that a KeyboardInterrupt
+            # raised as the block returns still leaves state["iteration"] with θ.
+            done = int(step[0]) - updates_before - (status == K.NONFINITE_UPDATE)
+            history.extend(costs[:done].tolist())
+            t += done
+            state["iteration"] = t
         if status == K.BAD_SPARSITY:
             raise ValueError(SPARSITY_OUTSIDE)
         if status == K.NONFINITE_GRADIENT:

@@ -413,3 +413,36 @@ def test_full_batch_blocks_diverge_as_the_step_by_step_loop_does(case):
     assert np.all(np.isfinite(theta_a))
     for key in state_b:
         np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+
+
+def test_an_interrupt_as_a_block_returns_leaves_the_state_with_theta(monkeypatch):
+    """Ctrl-C lands while a block of steps runs, and Python raises the
+    KeyboardInterrupt as the block returns: the steps it made are counted in
+    state["iteration"], so continuing with the same state is the run that was
+    never interrupted."""
+    from fastbp import _kernels as K
+    from fastbp import training
+    monkeypatch.setattr(training, "BLOCK_STEPS", 4)
+    real, blocks = K.full_batch_steps, []
+
+    def interrupted_after_the_second_block(*args):
+        out = real(*args)
+        blocks.append(out)
+        if len(blocks) == 2:
+            raise KeyboardInterrupt
+        return out
+
+    X, Y = make_data([3, 5, 2], 50)
+    options = dict(learning_rate=0.5, momentum=0.9, schedule="invscaling")
+    net, state = net_for([3, 5, 2]), {}
+    monkeypatch.setattr(K, "full_batch_steps", interrupted_after_the_second_block)
+    with pytest.raises(KeyboardInterrupt):
+        fastbp.train(net, X, Y, iterations=10, state=state, **options)
+    monkeypatch.setattr(K, "full_batch_steps", real)
+    assert state["iteration"] == 8
+    fastbp.train(net, X, Y, iterations=2, state=state, **options)
+    whole, whole_state = net_for([3, 5, 2]), {}
+    fastbp.train(whole, X, Y, iterations=10, state=whole_state, callback=_no_op, **options)
+    np.testing.assert_array_equal(net.theta, whole.theta)
+    for key in whole_state:
+        np.testing.assert_array_equal(state[key], whole_state[key], err_msg=key)

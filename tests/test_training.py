@@ -329,12 +329,13 @@ def test_full_batch_blocks_match_the_step_by_step_loop(dtype, sizes, m, options)
 
 
 def test_full_batch_blocks_with_sparsity_and_across_block_boundaries(monkeypatch):
-    """The sparse autoencoder's term, and runs cut into several blocks (here
-    of 5 steps; at most BLOCK_STEPS), give the step-by-step loop's bits."""
+    """The sparse autoencoder's term (ρ̂ over one chunk and over three), and
+    runs cut into several blocks (here of 5 steps; at most BLOCK_STEPS), give
+    the step-by-step loop's bits."""
     from fastbp import training
     monkeypatch.setattr(training, "BLOCK_STEPS", 5)
-    for dtype in (np.float64, np.float32):
-        blocks, steps = _train_both_ways([8, 3, 8], 60, dtype, iterations=17,
+    for dtype, m in ((np.float64, 60), (np.float32, 60), (np.float64, 700)):
+        blocks, steps = _train_both_ways([8, 3, 8], m, dtype, iterations=17,
                                          sparsity_target=0.1, sparsity_weight=3.0,
                                          weight_decay=1e-4)
         _assert_same_run(blocks, steps)

@@ -23,7 +23,8 @@
    compiled call, BLAS pinning, the gradient's views), against an empty
    numba call with as many arguments — what the small-call path saves; and
    ``train(iterations=1)``, gd and sgd, beside what seeding a Generator costs;
-   and 2-8-1's call with a pure-Python loop, rounds interleaved, to tell the
+   a 100-step gd run per step (m = 1 and 256), in compiled blocks and step by
+   step; and 2-8-1's call with a pure-Python loop, rounds interleaved, to tell the
    machine's noise from fastbp's.
 8. ``--loop-orders``: weight decay's loops, and other loop orders for the
    explicit-loop layers (fewer than 64 weights) on a 256-row chunk.
@@ -287,6 +288,21 @@ Tried and measured, on this 2-core machine (issue 9), with what came of it:
   example, best rounds, alternating with the release before: 2-8-1 gd
   91.8–116.2 → 36.3–39.1 µs (four runs), sgd 101.9–118.9 → 57.7–59.5;
   64-25-64 gd 113.3–141.9 → 53.5–69.0, sgd 122.6–139.6 → 70.5–76.8.
+* Whole runs of small full-batch steps in one compiled call (adopted;
+  ``--overhead``): with nothing to do between steps (no callback,
+  checkpoint, early stopping or MPI) and steps too small for threads,
+  ``train`` runs them in blocks of ``_kernels.full_batch_steps`` — the
+  routine train_many already ran per network — instead of ~12–16 µs of
+  Python around each step (copies of θ and the moments for the rollback,
+  the finiteness checks, the history and state). Per step of a 100-step
+  run, best rounds of two runs, blocks against step by step (a callback):
+  2-8-1 one example 1.68–1.70 against 13.3–18.2 µs, m = 256 7.3–7.8 against
+  19.3–19.6; 64-25-64 one example 11.7–12.2 against 24.0–24.1, m = 256
+  188–194 against 184–194. The same bits (tests/test_training.py). Blocks
+  hold at most ~3·10⁸ flops (tens of ms), so Ctrl-C waits no longer.
+  Not done for mini-batch epochs: their Python is ~15–20 µs an epoch
+  around a permutation that numpy draws anyway (one-off cProfile, 2-8-1,
+  m = 32–256), against 0.3–1.6 ms epochs at the UFLDL shape.
 * MNIST 784-256-10 (float64, m = 10,000) against its own chunks' products
   alone (``--products``, two runs): on one thread the products alone took
   233.8 and 246.4 ms, fastbp's gradient 245.4 and 232.7; on two threads
@@ -655,12 +671,15 @@ def overhead():
                   flush=True)
         # Per step of a 100-step run: in compiled blocks (train's default when
         # nothing runs between steps), and step by step (a callback forces it).
-        for name, callback in (("train(iterations=100), gd, per step", None),
-                               ("  the same, step by step (a callback)", _no_op)):
-            times = _rounds(lambda: fastbp.train(net, X, Y, iterations=100, callback=callback),
-                            number=10, rounds=30, warmup=5)
-            print(f"     {name:36s} {times[0] / 100:7.2f} / {times[len(times) // 2] / 100:7.2f}",
-                  flush=True)
+        X256, Y256 = rng.random((256, sizes[0])), rng.random((256, sizes[-1]))
+        for m, (Xm, Ym) in ((1, (X, Y)), (256, (X256, Y256))):
+            for name, callback in ((f"train(iterations=100), gd, m = {m}, per step", None),
+                                   ("  the same, step by step (a callback)", _no_op)):
+                times = _rounds(
+                    lambda: fastbp.train(net, Xm, Ym, iterations=100, callback=callback),
+                    number=10, rounds=30, warmup=5)
+                print(f"     {name:36s} {times[0] / 100:7.2f} / "
+                      f"{times[len(times) // 2] / 100:7.2f}", flush=True)
     _noise_reference()
 
 

@@ -26,6 +26,18 @@ class DivergenceError(FloatingPointError):
     keeps the last finite parameters."""
 
 
+def _diverged_gradient(t, J):
+    return DivergenceError(f"iteration {t}: the cost or gradient is not finite (J = {J}); "
+                           f"the network keeps the last finite parameters")
+
+
+def _diverged_update(what, t, J, learning_rate):
+    return DivergenceError(
+        f"{what} {t}: the cost or the updated parameters are not finite (J = {J}); the "
+        f"network keeps the parameters from before it — lower learning_rate "
+        f"(α = {learning_rate})")
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM arrived during training with a checkpoint path: the
     checkpoint was written and training stopped cleanly."""
@@ -269,10 +281,7 @@ def train(net, X, Y, learning_rate=0.1, weight_decay=0.0, iterations=100, callba
                         state["rng"] = previous_rng
                     check_finite(X, Y)  # names X or Y; if both are finite, J diverged
                 what = "iteration" if full_batch else "epoch"
-                raise DivergenceError(
-                    f"{what} {t}: the cost or the updated parameters are not finite "
-                    f"(J = {J}); the network keeps the parameters from before it — lower "
-                    f"learning_rate (α = {learning_rate})")
+                raise _diverged_update(what, t, J, learning_rate)
             scanned = True  # the epoch read every row of X and Y
             history.append(J)
             state["iteration"] = t + 1
@@ -425,14 +434,9 @@ def _full_batch_blocks(net, X, Y, weight_decay, rho, beta, rate, rule, start, st
         if status == K.BAD_SPARSITY:
             raise ValueError(SPARSITY_OUTSIDE)
         if status == K.NONFINITE_GRADIENT:
-            raise DivergenceError(f"iteration {t}: the cost or gradient is not finite "
-                                  f"(J = {costs[done]}); the network keeps the last finite "
-                                  f"parameters")
+            raise _diverged_gradient(t, float(costs[done]))
         if status == K.NONFINITE_UPDATE:
-            raise DivergenceError(
-                f"iteration {t}: the cost or the updated parameters are not finite "
-                f"(J = {costs[done]}); the network keeps the parameters from before it — "
-                f"lower learning_rate (α = {learning_rate})")
+            raise _diverged_update("iteration", t, float(costs[done]), learning_rate)
     return history
 
 
@@ -440,8 +444,7 @@ def _full_batch_step(net, X, Y, weight_decay, rho, beta, grad, rate, rule, t, co
     """J at θ, then one update with the full-batch gradient."""
     J = net._evaluate(net.theta, X, Y, weight_decay, rho, beta, grad, comm, m_total)
     if not (np.isfinite(J) and all_finite(grad)):
-        raise DivergenceError(f"iteration {t}: the cost or gradient is not finite (J = {J}); "
-                              f"the network keeps the last finite parameters")
+        raise _diverged_gradient(t, J)
     kind, momentum, beta1, beta2, eps, moments, step = rule
     K.optimizer_step(net.theta, grad, kind, rate, momentum, beta1, beta2, eps, moments, step)
     return J
@@ -622,9 +625,7 @@ def _train_lbfgs(net, X, Y, weight_decay, iterations, callback, rho, beta, stopp
         theta = theta.astype(net.dtype, copy=False)
         J = net._evaluate(theta, X, Y, weight_decay, rho, beta, grad, comm, m_total)
         if not (np.isfinite(J) and all_finite(grad)):
-            raise DivergenceError(f"iteration {len(history)}: the cost or gradient is not "
-                                  f"finite (J = {J}); the network keeps the last finite "
-                                  f"parameters")
+            raise _diverged_gradient(len(history), J)
         return J, grad.astype(np.float64)
 
     def on_iteration(intermediate_result):

@@ -45,7 +45,9 @@
     its compiled call. Run it with PYTHONPATH at an older checkout to
     compare releases (from this release on).
 14. ``--first``: a new process's first 64-25-64 gradient with an empty
-    numba cache (the first compile) and then with the cache it left.
+    numba cache (the first compile) and then with the cache it left; and
+    the same for a first ``train`` call (gd, m = 1,000: the compiled
+    blocks of steps).
 15. ``--units``: a narrow network's chunk (every layer fewer than 64
     weights) row by row against unit-major, by the chunk's rows — the
     measurement behind ``UNITS_MIN_ROWS`` in fastbp/_kernels.py.
@@ -707,22 +709,14 @@ def _noise_reference(rounds=150, number=1000):
     X, Y = rng.random((1, 2)), rng.random((1, 1))
     calls = {"cost_and_gradient, 2-8-1": lambda: net.cost_and_gradient(X, Y, 1e-4),
              "a pure-Python loop": _python_loop}
-    times = {name: [] for name in calls}
     for f in calls.values():
         for _ in range(200):
             f()
-    for _ in range(rounds):
-        for name, f in calls.items():
-            t = time.perf_counter()
-            for _ in range(number):
-                f()
-            times[name].append((time.perf_counter() - t) / number * 1e6)
     print(f"   the machine's noise: rounds interleaved ({rounds} of {number:,} calls each; "
           f"us: best / median, median ÷ best)")
-    for name, t in times.items():
-        t = sorted(t)
-        print(f"     {name:36s} {t[0]:7.2f} / {t[len(t) // 2]:7.2f}   "
-              f"{t[len(t) // 2] / t[0]:5.2f}", flush=True)
+    for name, (low, mid) in _best_median(calls, rounds, number).items():
+        print(f"     {name:36s} {low * 1e3:7.2f} / {mid * 1e3:7.2f}   {mid / low:5.2f}",
+              flush=True)
 
 
 def loop_orders():
@@ -1206,6 +1200,17 @@ print(f"{t1 - t0:.2f} {time.perf_counter() - t1:.3f} {t_numpy - t0:.3f} {t_numba
 """
 
 
+_FIRST_TRAIN = """
+import time
+import numpy as np, fastbp
+net = fastbp.Network([64, 25, 64], seed=0)
+X = np.random.default_rng(0).random((1000, 64))
+t = time.perf_counter()
+fastbp.train(net, X, X, iterations=2)
+print(f"{time.perf_counter() - t:.1f}")
+"""
+
+
 def first():
     """Section 14: new processes, an empty numba cache, then a warm one. The
     first gradient's time is split into its stages: importing numpy, numba
@@ -1225,6 +1230,14 @@ def first():
             if len(out) > 2:
                 print(f"               of it: import numpy {out[2]}, numba {out[3]}, fastbp "
                       f"{out[4]}; Network() {out[5]}; the gradient {out[6]}", flush=True)
+    print("   a new process's first train call (gd, 64-25-64, m = 1,000: the compiled blocks "
+          "of steps, fastbp._kernels.full_batch_steps), s")
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        for label in ("empty cache", "warm cache"):
+            out = subprocess.run([sys.executable, "-c", _FIRST_TRAIN], env=env, check=True,
+                                 capture_output=True, text=True).stdout.split()
+            print(f"   {label:11s} {out[0]} s", flush=True)
     start = subprocess.run([sys.executable, "-X", "importtime", "-c", "import numpy, scipy.linalg"],
                            capture_output=True, text=True).stderr.splitlines()
     total = [line for line in start if line.rstrip().endswith("| scipy.linalg")]
